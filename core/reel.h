@@ -1,0 +1,88 @@
+/* core/reel.h - the public API of libreel: text-to-video diffusion.
+ *
+ * Opens a diffusers-layout model folder (tokenizer, text_encoder, unet with motion modules or
+ * a motion_adapter, vae, scheduler) and generates clips. No global state: several contexts
+ * may live in one process. A context is not thread-safe; different contexts may be used from
+ * different threads. The library never prints and never exits: errors come back as rl_status
+ * plus a message in rl_err; diagnostics and progress go through callbacks. */
+#ifndef RL_CORE_REEL_H
+#define RL_CORE_REEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rl_ctx rl_ctx;    // opaque
+
+typedef enum { RL_SCHED_DEFAULT = 0, RL_SCHED_DDIM, RL_SCHED_DDPM, RL_SCHED_EULER } rl_sched_kind;
+typedef enum { RL_INTERP_LINEAR = 0, RL_INTERP_SLERP } rl_interp;
+
+/* A prompt at a keyframe, for prompt travel. */
+typedef struct {
+    int frame;
+    const char *prompt;
+} rl_keyframe;
+
+typedef enum { RL_PHASE_ENCODE = 0, RL_PHASE_DENOISE, RL_PHASE_DECODE, RL_PHASE_WRITE } rl_phase;
+
+/* Progress: phase, step i of n (1-based). Return non-zero to cancel (RL_E_INTERRUPTED). */
+typedef int (*rl_progress_fn)(void *user, rl_phase phase, int i, int n);
+/* Called once per decoded frame: rgb (height, width, 3) bytes, valid during the call.
+ * Return non-zero to cancel. */
+typedef int (*rl_frame_fn)(void *user, int frame, const uint8_t *rgb, int width, int height);
+
+typedef struct {
+    const char *prompt;              // required unless keyframes are given
+    const char *negative_prompt;     // NULL or "": the empty prompt is the unconditional one
+    const rl_keyframe *keyframes;    // prompt travel; NULL for one prompt
+    int n_keyframes;
+    rl_interp interp;
+    int frames, width, height, steps;
+    float guidance;                  // 1: no classifier-free guidance (one UNet pass)
+    uint64_t seed;
+    rl_sched_kind scheduler;         // DEFAULT: the model's scheduler_config.json
+    float eta;                       // DDIM eta (0: deterministic)
+    int context_frames;              // window length for long clips; 0: the model's maximum
+    int context_overlap;             // frames shared by neighbouring windows
+    int loop;                        // windows wrap around for a seamless loop
+    int freeinit_iters;              // 0: off
+    int freeinit_butterworth;        // 0: Gaussian filter
+    float freeinit_cutoff;           // normalised spatio-temporal cut-off (0, 1]
+    rl_progress_fn progress; void *progress_user;
+    rl_frame_fn on_frame;    void *frame_user;
+    float *latents_out;              // optional (4? C, F, h, w) final latents, caller-owned
+} rl_gen_params;
+
+rl_gen_params rl_gen_default_params(void);
+
+/* Opens a model folder. n_threads <= 0: all cores. On failure *ctx is NULL and err says why.
+ * Thread-safe. */
+rl_status rl_ctx_open(rl_ctx **ctx, const char *model_dir, int n_threads, rl_err *err);
+void rl_ctx_close(rl_ctx **ctx);     // sets *ctx to NULL; safe on NULL
+
+/* Facts about the loaded model. */
+typedef struct {
+    int latent_channels, vae_scale;  // latents are (C, F, H/vae_scale, W/vae_scale)
+    int max_frames;                  // frames the motion modules were trained on (pe length)
+    int sample_size;                 // the UNet's native latent size
+    int text_len, text_dim;
+    size_t n_params;
+} rl_model_info;
+rl_model_info rl_ctx_info(const rl_ctx *ctx);
+
+/* Generates one clip; frames are delivered through p->on_frame as they are decoded.
+ * Not thread-safe for the same context. */
+rl_status rl_generate(rl_ctx *ctx, const rl_gen_params *p, rl_err *err);
+
+/* Text embeddings for one prompt: out (text_len, text_dim), caller-owned. */
+rl_status rl_encode_prompt(rl_ctx *ctx, const char *prompt, float *out, rl_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
