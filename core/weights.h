@@ -24,6 +24,7 @@ typedef struct {
 typedef struct {
     char *label;           // for messages: the file or component it came from
     rl_weight *w; int n, cap;
+    int *index; int index_cap;   // private: open-addressing hash of names, slots hold i + 1
 } rl_weights;
 
 void rl_weights_init(rl_weights *ws, const char *label);
