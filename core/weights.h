@@ -25,6 +25,7 @@ typedef struct {
     char *label;           // for messages: the file or component it came from
     rl_weight *w; int n, cap;
     int *index; int index_cap;   // private: open-addressing hash of names, slots hold i + 1
+    struct { void *owner; void (*free_fn)(void *); } *keep; int n_keep;  // mappings to release
 } rl_weights;
 
 void rl_weights_init(rl_weights *ws, const char *label);
@@ -36,6 +37,11 @@ rl_status rl_weights_add(rl_weights *ws, const char *name, int ndim, const int64
 rl_status rl_weights_add_new(rl_weights *ws, const char *name, int ndim, const int64_t *shape,
                              float **data, rl_err *err);
 const rl_weight *rl_weights_find(const rl_weights *ws, const char *name);
+/* Keeps owner alive until rl_weights_free, which calls free_fn(owner) (e.g. a mapped file whose
+ * bytes entries point into). On failure free_fn(owner) is called at once. */
+rl_status rl_weights_keep(rl_weights *ws, void *owner, void (*free_fn)(void *), rl_err *err);
+/* Number of parameters (elements) in the table. */
+size_t rl_weights_numel(const rl_weights *ws);
 
 /* Looks up name, checks ndim and shape, marks it used, returns its data. Errors:
  * RL_E_MISSING "<label>: missing tensor 'name' (expected [..])",
