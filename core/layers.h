@@ -186,6 +186,8 @@ typedef struct {
     int has_attn2, attn2_self;
     rl_ff ff;
     int pe_len;                 // num_positional_embeddings (0 = none)
+    const float *pe;            // (1, pe_len, C) '<prefix>.pos_embed.pe' when stored, else NULL
+                                // (then computed: diffusers' buffer holds the same values)
 } rl_tblock;
 
 typedef struct {
@@ -215,9 +217,9 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
 void rl_tblock_bwd(const rl_tblock *l, const rl_tblock *g, const rl_tblock_acts *a,
                    rl_arena *arena, float *dx, float *dctx, const float *dout, const float *x,
                    const float *ctx, int B, int T, int Tk, int ctx_rep);
-/* Adds the sinusoidal table pe[t, 2i] = sin(t w_i), pe[t, 2i+1] = cos(t w_i),
- * w_i = 10000^(-2i/C), to x (B, T, C). */
-void rl_sinusoidal_pe_add(float *x, int B, int T, int C);
+/* diffusers SinusoidalPositionalEmbedding table pe (T, C): pe[t, 2i] = sin(t w_i),
+ * pe[t, 2i+1] = cos(t w_i), w_i = exp(2i * -ln(10000) / C), in float32 as torch builds it. */
+void rl_sinusoidal_pe_table(float *pe, int T, int C);
 
 // ---- Transformer2DModel ------------------------------------------------------------------
 
@@ -277,6 +279,10 @@ rl_status rl_upsample_bind(rl_upsample *l, rl_weights *ws, const char *prefix, i
 /* x (B, C, H, W) -> out (B, OC, 2H, 2W). */
 void rl_upsample_fwd(const rl_upsample *l, rl_upsample_acts *a, rl_arena *arena, float *out,
                      const float *x, int B, int H, int W);
+/* Nearest resize to (Ho, Wo) (diffusers' upsample_size when the latent is not a multiple of
+ * the UNet's overall factor), then the conv. */
+void rl_upsample_fwd_to(const rl_upsample *l, rl_upsample_acts *a, rl_arena *arena, float *out,
+                        const float *x, int B, int H, int W, int Ho, int Wo);
 void rl_upsample_bwd(const rl_upsample *l, const rl_upsample *g, const rl_upsample_acts *a,
                      rl_arena *arena, float *dx, const float *dout, int B, int H, int W);
 
