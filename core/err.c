@@ -25,7 +25,8 @@ rl_status rl_err_prefix(rl_err *err, const char *fmt, ...)
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+    // a message too long for msg loses its tail, never its head
+    snprintf(err->msg, sizeof err->msg, "%.255s: %.*s", pre, (int)(sizeof err->msg - 258), old);
     return err->code;
 }
 

@@ -111,7 +111,7 @@ static rl_status container(const rl_json *j, const cJSON *obj, const cJSON **out
 static rl_status lookup(const rl_json *j, const cJSON *obj, const char *key, const cJSON **v,
                         rl_err *err)
 {
-    const cJSON *o;
+    const cJSON *o = NULL;
     rl_status rc = container(j, obj, &o, err);
     if (rc) return rc;
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
