@@ -24,6 +24,12 @@ int rl_exit_code(rl_status s);
 /* Prints "reel: <msg>" to stderr and returns rl_exit_code(err->code). */
 int rl_cli_fail(const rl_err *err);
 
+/* Parses a whole decimal number in [lo, hi] for option opt; prints "reel: <opt> ..." and
+ * returns non-zero when it is not one. */
+int rl_cli_int(const char *s, const char *opt, int lo, int hi, int *out);
+int rl_cli_double(const char *s, const char *opt, double lo, double hi, double *out);
+int rl_cli_u64(const char *s, const char *opt, unsigned long long *out);
+
 int rl_cmd_generate(int argc, char **argv);
 int rl_cmd_travel(int argc, char **argv);
 int rl_cmd_train(int argc, char **argv);
