@@ -1,0 +1,159 @@
+/* temporal/motion.c - AnimateDiff motion module, see motion.h. */
+#include "temporal/motion.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+
+/* "<prefix>.<child>", or just "<child>" when prefix is empty (a module bound at the root). */
+static void sub(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void sub(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
+{
+    int k = (prefix && *prefix) ? snprintf(buf, cap, "%s.", prefix) : 0;
+    if (k < 0 || (size_t)k >= cap) k = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + k, cap - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
+#define TRY(x)                                  \
+    do {                                        \
+        rl_status rc_ = (x);                    \
+        if (rc_ != RL_OK) return rc_;           \
+    } while (0)
+
+static float *take(rl_arena *a, size_t n)
+{
+    float *p = rl_arena_floats(a, n ? n : 1);
+    RL_ASSERT(p != NULL);
+    return p;
+}
+
+rl_status rl_motion_bind(rl_motion *m, rl_weights *ws, const char *prefix,
+                         const rl_motion_cfg *cfg, rl_err *err)
+{
+    char p[256];
+    *m = (rl_motion){ .C = cfg->C, .NH = cfg->NH, .max_seq = cfg->max_seq };
+    if (cfg->NH <= 0 || cfg->C % cfg->NH != 0)
+        return rl_errf(err, RL_E_PARAM, "%s: %d channels cannot be split into %d motion heads",
+                       prefix, cfg->C, cfg->NH);
+    if (cfg->n_layers <= 0 || cfg->max_seq <= 0)
+        return rl_errf(err, RL_E_PARAM, "%s: %d transformer layers, max sequence %d", prefix,
+                       cfg->n_layers, cfg->max_seq);
+    m->HS = cfg->C / cfg->NH;
+    m->inner = m->NH * m->HS;
+    sub(p, sizeof p, prefix, "norm");
+    TRY(rl_gnorm_bind(&m->norm, ws, p, cfg->C, cfg->G, 1e-6f, err));
+    sub(p, sizeof p, prefix, "proj_in");
+    TRY(rl_fc_bind(&m->proj_in, ws, p, cfg->C, m->inner, 1, err));
+    sub(p, sizeof p, prefix, "proj_out");
+    TRY(rl_fc_bind(&m->proj_out, ws, p, m->inner, cfg->C, 1, err));
+    m->blocks = calloc((size_t)cfg->n_layers, sizeof *m->blocks);
+    if (!m->blocks) return rl_errf(err, RL_E_NOMEM, "%s: out of memory", prefix);
+    m->n_blocks = cfg->n_layers;
+    rl_tblock_cfg bc = { .C = m->inner, .NH = m->NH, .HS = m->HS, .Ckv = cfg->Ckv,
+                         .double_self = cfg->double_self, .attn_bias = 0,
+                         .pe_len = cfg->max_seq, .ln_eps = 1e-5f };
+    for (int i = 0; i < cfg->n_layers; i++) {
+        sub(p, sizeof p, prefix, "transformer_blocks.%d", i);
+        rl_status rc = rl_tblock_bind(&m->blocks[i], ws, p, &bc, err);
+        if (rc) { rl_motion_free(m); return rc; }
+    }
+    return RL_OK;
+}
+
+void rl_motion_free(rl_motion *m)
+{
+    free(m->blocks);
+    m->blocks = NULL;
+    m->n_blocks = 0;
+}
+
+void rl_motion_fwd(const rl_motion *m, rl_motion_acts *a, rl_arena *arena, float *out,
+                   const float *x, int N, int F, int H, int W)
+{
+    const int train = a != NULL, C = m->C, I = m->inner, S = H * W, G = m->norm.G;
+    const size_t n = (size_t)N * F * C * S;
+    rl_motion_acts local;
+    rl_arena_mark mk = rl_arena_get_mark(arena);
+    if (!train) a = &local;
+    RL_ASSERT(F <= m->max_seq);
+
+    // (N, F, C, S) -> (N, C, F, S), GroupNorm over (C/G, F, S) per video
+    a->xp = take(arena, n);
+    rl_permute4(a->xp, x, (int[]){ N, F, C, S }, (int[]){ 0, 2, 1, 3 });
+    a->gn = take(arena, n);
+    a->gn_mean = take(arena, (size_t)N * G);
+    a->gn_rstd = take(arena, (size_t)N * G);
+    rl_groupnorm_fwd(a->gn, a->gn_mean, a->gn_rstd, a->xp, m->norm.w, m->norm.b, N, C, F * S, G,
+                     m->norm.eps);
+    // (N, C, F, S) -> (N, S, F, C): one sequence of F frames per (video, position)
+    a->gs = take(arena, n);
+    rl_permute4(a->gs, a->gn, (int[]){ N, C, F, S }, (int[]){ 0, 3, 2, 1 });
+    a->seq = take(arena, (size_t)N * S * F * I);
+    rl_fc_fwd(&m->proj_in, a->seq, a->gs, N * S * F);
+
+    if (train) {
+        a->h = rl_arena_bytes(arena, (size_t)m->n_blocks * sizeof *a->h);
+        a->blocks = rl_arena_bytes(arena, (size_t)m->n_blocks * sizeof *a->blocks);
+        RL_ASSERT(a->h && a->blocks);
+    }
+    const float *h = a->seq;
+    float *hb = NULL;
+    for (int i = 0; i < m->n_blocks; i++) {
+        if (train || !hb) hb = take(arena, (size_t)N * S * F * I);
+        rl_tblock_fwd(&m->blocks[i], train ? &a->blocks[i] : NULL, arena, hb, h, NULL, N * S, F,
+                      F, 1);
+        if (train) a->h[i] = hb;
+        h = hb;
+    }
+
+    // proj_out, (N, S, F, C) -> (N, F, C, S), residual
+    float *y = take(arena, n), *yp = take(arena, n);
+    rl_fc_fwd(&m->proj_out, y, h, N * S * F);
+    rl_permute4(yp, y, (int[]){ N, S, F, C }, (int[]){ 0, 2, 3, 1 });
+    rl_add_fwd(out, yp, x, n);
+    if (!train) rl_arena_reset(arena, mk);
+}
+
+void rl_motion_bwd(const rl_motion *m, const rl_motion *g, const rl_motion_acts *a,
+                   rl_arena *arena, float *dx, const float *dout, const float *x, int N, int F,
+                   int H, int W)
+{
+    const int C = m->C, I = m->inner, S = H * W, G = m->norm.G;
+    const size_t n = (size_t)N * F * C * S, ni = (size_t)N * S * F * I;
+    rl_arena_mark mk = rl_arena_get_mark(arena);
+    if (dx) rl_add_inplace(dx, dout, n);
+
+    // (N, F, C, S) -> (N, S, F, C), proj_out
+    float *dy = take(arena, n);
+    rl_permute4(dy, dout, (int[]){ N, F, C, S }, (int[]){ 0, 3, 1, 2 });
+    const float *hl = a->h[m->n_blocks - 1];
+    float *dh = rl_arena_zeros(arena, ni), *din = take(arena, ni);
+    RL_ASSERT(dh != NULL);
+    rl_fc_bwd(&m->proj_out, g ? &g->proj_out : NULL, dh, dy, hl, N * S * F);
+    for (int i = m->n_blocks - 1; i >= 0; i--) {
+        const float *in = i ? a->h[i - 1] : a->seq;
+        memset(din, 0, ni * sizeof(float));
+        rl_tblock_bwd(&m->blocks[i], g ? &g->blocks[i] : NULL, &a->blocks[i], arena, din, NULL, dh,
+                      in, NULL, N * S, F, F, 1);
+        float *t = dh; dh = din; din = t;
+    }
+    float *dgs = rl_arena_zeros(arena, n), *dgn = take(arena, n), *dxp = rl_arena_zeros(arena, n);
+    RL_ASSERT(dgs && dxp);
+    rl_fc_bwd(&m->proj_in, g ? &g->proj_in : NULL, dgs, dh, a->gs, N * S * F);
+    rl_permute4(dgn, dgs, (int[]){ N, S, F, C }, (int[]){ 0, 3, 2, 1 });
+    rl_groupnorm_bwd(dxp, g ? (float *)g->norm.w : NULL, g ? (float *)g->norm.b : NULL, dgn, a->xp,
+                     a->gn_mean, a->gn_rstd, m->norm.w, N, C, F * S, G);
+    if (dx) {
+        float *t = take(arena, n);
+        rl_permute4(t, dxp, (int[]){ N, C, F, S }, (int[]){ 0, 2, 1, 3 });
+        rl_add_inplace(dx, t, n);
+    }
+    rl_arena_reset(arena, mk);
+}
