@@ -233,12 +233,62 @@ static void test_bad_ids(rl_test *t, const char *arg)
     RL_CHECK(t, rl_clip_check_ids(&m, ids, 1, 4, &err) == RL_OK);
 }
 
+/* The text encoder of a model folder against the pyref's transformers run
+ * (tools/fixtures/make_pipeline.py): ids (B, L) -> last_hidden_state. */
+static void test_model(rl_test *t, const char *model)
+{
+    char rel[256], path[600];
+    snprintf(rel, sizeof rel, "pipeline/%s_clip.safetensors", model);
+    rl_fixture fx;
+    if (!rl_fixture_open(t, &fx, rel)) return;
+    rl_err err = { 0 };
+    rl_weights ws;
+    snprintf(path, sizeof path, "%s/%s/text_encoder/model.safetensors",
+             rl_test_fixture_path(t, "models"), model);
+    rl_weights_init(&ws, path);
+    rl_clip m = { 0 };
+    rl_clip_acts a;
+    rl_clip_cfg cfg;
+    rl_arena arena;
+    rl_arena_init(&arena, 0);
+    snprintf(path, sizeof path, "%s/%s/text_encoder/config.json",
+             rl_test_fixture_path(t, "models"), model);
+    if (rl_clip_cfg_load(&cfg, path, &err) || rl_weights_load_st(&ws, ws.label, NULL, &err) ||
+        rl_clip_bind(&m, &ws, "text_model", &cfg, &err) ||
+        rl_weights_check_all_used(&ws, NULL, &err)) {
+        rl_test_fail(t, "%s", err.msg);
+        goto done;
+    }
+    const int B = rl_fixture_int(&fx, "B"), L = rl_fixture_int(&fx, "L"), D = rl_fixture_int(&fx, "D");
+    size_t n_ids;
+    const int64_t *ids64 = rl_fixture_i64(&fx, "ids", &n_ids);
+    const float *want = rl_fixture_f32(&fx, "hidden", 3, (int[]){ B, L, D });
+    if (!ids64 || !want || !RL_CHECK(t, n_ids == (size_t)B * L && D == cfg.hidden_size)) goto done;
+    int *ids = rl_test_alloc(t, n_ids * sizeof(int));
+    for (size_t i = 0; i < n_ids; i++) ids[i] = (int)ids64[i];
+    if (!RL_CHECK(t, rl_clip_check_ids(&m, ids, B, L, &err) == RL_OK)) goto done;
+    float *out = rl_test_floats(t, n_ids * D);
+    rl_clip_plan(&m, &a, &arena, B, L, 0);
+    rl_clip_fwd(&m, &a, out, ids, B, L);
+    // the pipeline contract: within 1e-4 of the largest |value| (O(1) after the final norm)
+    double mx = 0;
+    for (size_t i = 0; i < n_ids * D; i++) mx = fmax(mx, fabs(want[i]));
+    rl_check_close(t, "last_hidden_state", out, want, n_ids * D, 1e-4 * mx, 0);
+done:
+    rl_clip_free(&m);
+    rl_arena_free(&arena);
+    rl_weights_free(&ws);
+    rl_fixture_close(&fx);
+}
+
 int main(int argc, char **argv)
 {
     return rl_test_run(argc, argv, (rl_test_case[]){
         { "quickgelu", test_fixture, "clip/clip_quickgelu.safetensors" },
         { "gelu", test_fixture, "clip/clip_gelu.safetensors" },
         { "gelunew", test_fixture, "clip/clip_gelunew.safetensors" },
+        { "tiny_a", test_model, "tiny_a" },
+        { "tiny_b", test_model, "tiny_b" },
         { "config_errors", test_config_errors, NULL },
         { "bad_ids", test_bad_ids, NULL },
         { 0 },

@@ -1,0 +1,57 @@
+/* io/diffusers.h - a diffusers-layout model folder (AnimateDiffPipeline save_pretrained):
+ *
+ *   model_index.json                 {"_class_name": ..., "<component>": [library, class], ...}
+ *   tokenizer/                       vocab.json, merges.txt, (special_tokens_map.json, tokenizer_config.json)
+ *   text_encoder/config.json + model.safetensors              transformers CLIPTextModel
+ *   unet/config.json + diffusion_pytorch_model.safetensors    UNetMotionModel (motion modules
+ *                                                             inside) or UNet2DConditionModel
+ *   motion_adapter/config.json + diffusion_pytorch_model.safetensors   MotionAdapter; merged
+ *                                                             only into a UNet2DConditionModel
+ *   vae/config.json + diffusion_pytorch_model.safetensors     AutoencoderKL
+ *   scheduler/scheduler_config.json
+ *
+ * Weight files: "<base>.safetensors", else the "<base>.fp16.safetensors" variant, else a
+ * sharded "<base>.safetensors.index.json" (its weight_map's files); F32/F16/BF16 on disk,
+ * held as F32 (io/weights_io). Pickle (.bin/.ckpt) files are refused, never read.
+ * This layer reads files and configs only; binding the tensors to the models (which checks
+ * every shape against the config and that no tensor is left over) is rl_ctx_open's job. */
+#ifndef RL_IO_DIFFUSERS_H
+#define RL_IO_DIFFUSERS_H
+
+#include "core/bpe.h"
+#include "core/err.h"
+#include "core/weights.h"
+#include "io/config_clip.h"
+#include "io/config_unet.h"
+#include "io/config_vae.h"
+
+typedef struct {
+    char *dir;                       // the folder, as given
+    char *sched_config;              // <dir>/scheduler/scheduler_config.json (exists)
+    char sched_class[64];            // model_index's scheduler class, e.g. "DDIMScheduler"
+    char unet_class[64];             // "UNetMotionModel" or "UNet2DConditionModel"
+    rl_bpe_spec tok;                 // tokenizer/
+    rl_clip_cfg text_cfg;
+    rl_weights text_w;               // text_encoder weights (names "text_model.*")
+    rl_unet_cfg unet_cfg;            // with the adapter merged when one is used
+    rl_weights unet_w;
+    int has_adapter;                 // motion weights are in motion_w (a separate MotionAdapter)
+    rl_weights motion_w;
+    rl_vae_cfg vae_cfg;
+    rl_weights vae_w;
+} rl_diffusers;
+
+/* Reads every component of the folder at dir. Errors: RL_E_MISSING naming the absent file
+ * (model_index.json, a config.json, a weights file) or component; RL_E_FORMAT for malformed
+ * JSON/config values (naming file and key), an unsupported pipeline component class, a
+ * pickle-only weights file; errors of io/safetensors and io/weights_io (naming file and
+ * tensor); RL_E_NOMEM. On failure m is closed. Thread-safe (touches nothing global). */
+rl_status rl_diffusers_open(rl_diffusers *m, const char *dir, rl_err *err);
+void rl_diffusers_close(rl_diffusers *m);    // idempotent, safe on a zeroed struct
+
+/* Fills ws from the weights of component dir/<sub> with file base name base
+ * ("diffusion_pytorch_model" or "model"), trying the variants listed above. */
+rl_status rl_diffusers_load_weights(rl_weights *ws, const char *dir, const char *sub,
+                                    const char *base, rl_err *err);
+
+#endif
