@@ -1,0 +1,431 @@
+/* tests/test_shapes.c - the shapes world (tools/shapes): sampler determinism and held-out pairs,
+ * geometry, captions and their parser, the renderer's anti-aliased areas, and the analyzer's
+ * accuracy per attribute on perfect and on degraded (blurred, noisy, colour-shifted) clips. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/harness.h"
+#include "tools/shapes/analyze.h"
+#include "tools/shapes/render.h"
+#include "tools/shapes/world.h"
+
+enum { F = RL_SHAPES_FRAMES, H = 64, W = 64 };
+#define CLIP_BYTES ((size_t)F * H * W * 3)
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+// ---- sampler ----------------------------------------------------------------------------------
+
+static void test_determinism(rl_test *t, const char *arg)
+{
+    uint8_t *a = rl_test_alloc(t, CLIP_BYTES), *b = rl_test_alloc(t, CLIP_BYTES);
+    int same = 1, differ = 0;
+    for (int i = 0; i < 50; i++) {
+        rl_shapes_spec s1, s2, s3;
+        rl_shapes_sample(&s1, 42, (uint64_t)i, RL_SHAPES_TRAIN);
+        rl_shapes_sample(&s2, 42, (uint64_t)i, RL_SHAPES_TRAIN);
+        rl_shapes_sample(&s3, 43, (uint64_t)i, RL_SHAPES_TRAIN);
+        rl_shapes_render_u8(a, &s1, F, H, W);
+        rl_shapes_render_u8(b, &s2, F, H, W);
+        same &= !memcmp(a, b, CLIP_BYTES) && !memcmp(&s1, &s2, sizeof s1);
+        rl_shapes_render_u8(b, &s3, F, H, W);
+        differ += memcmp(a, b, CLIP_BYTES) != 0;
+    }
+    RL_CHECK(t, same);
+    rl_test_check(t, differ >= 49, "another seed gives other clips: %d of 50 differ", differ);
+    rl_shapes_spec s;
+    rl_shapes_sample(&s, 1, 0, RL_SHAPES_TRAIN);
+    rl_shapes_render_u8(a, &s, F, H, W);
+    printf("  info clip (seed 1, index 0) bytes fnv1a %016llx\n", (unsigned long long)fnv1a(a, CLIP_BYTES));
+}
+
+static void test_heldout(rl_test *t, const char *arg)
+{
+    const int n = 200000;
+    int leaks = 0, invalid = 0, said = 0, seen[RL_N_COLOR][RL_N_SHAPE][RL_N_MOTION] = { { { 0 } } };
+    int bgs[RL_N_BG] = { 0 };
+    for (int i = 0; i < n; i++) {
+        rl_shapes_spec s;
+        rl_shapes_sample(&s, 7, (uint64_t)i, RL_SHAPES_TRAIN);
+        leaks += rl_shapes_attr_heldout(&s.a) != 0;
+        invalid += !rl_shapes_attr_valid(&s.a) || s.a.bg < 0;
+        said += s.bg_said;
+        bgs[s.a.bg]++;
+        seen[s.a.color][s.a.shape][s.a.motion]++;
+    }
+    rl_test_check(t, leaks == 0, "held-out pairs in %d training samples: %d", n, leaks);
+    rl_test_check(t, invalid == 0, "invalid combinations (spinning circles): %d", invalid);
+    // every allowed combination shows up; 8*4*7 - 8 spinning circles - held-out ones
+    int combos = 0, allowed = 0;
+    for (int c = 0; c < RL_N_COLOR; c++)
+        for (int sh = 0; sh < RL_N_SHAPE; sh++)
+            for (int m = 0; m < RL_N_MOTION; m++) {
+                const rl_shapes_attr a = { 0, c, sh, m };
+                allowed += rl_shapes_attr_valid(&a) && !rl_shapes_attr_heldout(&a);
+                combos += seen[c][sh][m] > 0;
+            }
+    rl_test_check(t, combos == allowed && allowed == 161, "combinations seen %d, allowed %d "
+                  "(224 - 8 spinning circles - 55 with a held-out pair)", combos, allowed);
+    // the short caption share is 20%: binomial sd at n = 2e5 is 0.09%, allow 0.5%
+    const double short_share = 1.0 - (double)said / n;
+    rl_test_check(t, fabs(short_share - RL_SHAPES_SHORT_SHARE) < 0.005,
+                  "short captions %.4f (want %.2f)", short_share, RL_SHAPES_SHORT_SHARE);
+    for (int b = 0; b < RL_N_BG; b++)
+        rl_test_check(t, fabs(bgs[b] / (double)n - 1.0 / 3) < 0.005, "background %s %.4f",
+                      rl_shapes_bg_name[b], bgs[b] / (double)n);
+
+    // the evaluation split: every sample holds a held-out pair, all 8 pairs occur
+    int without = 0, pairs_cs = 0, pairs_sm = 0, pair_seen[2][RL_N_SHAPE] = { { 0 } };
+    for (int i = 0; i < 20000; i++) {
+        rl_shapes_spec s;
+        rl_shapes_sample(&s, 9, (uint64_t)i, RL_SHAPES_HELDOUT);
+        without += !rl_shapes_attr_heldout(&s.a);
+        invalid += !rl_shapes_attr_valid(&s.a);
+        // each shape is in exactly one held-out pair of each kind: test the pairs one by one
+        const rl_shapes_attr cs = { 0, s.a.color, s.a.shape, RL_MOTION_RIGHT };
+        const rl_shapes_attr sm = { 0, RL_COLOR_RED, s.a.shape, s.a.motion };
+        if (rl_shapes_attr_heldout(&cs)) pair_seen[0][s.a.shape] = 1, pairs_cs++;
+        if (rl_shapes_attr_heldout(&sm)) pair_seen[1][s.a.shape] = 1, pairs_sm++;
+    }
+    int n_pairs = 0;
+    for (int k = 0; k < 2; k++)
+        for (int sh = 0; sh < RL_N_SHAPE; sh++) n_pairs += pair_seen[k][sh];
+    rl_test_check(t, without == 0 && invalid == 0, "held-out split: %d samples without a pair, "
+                  "%d invalid", without, invalid);
+    rl_test_check(t, n_pairs == 8, "held-out pairs drawn by the evaluation split: %d of 8 "
+                  "(colour-shape %d, shape-motion %d samples)", n_pairs, pairs_cs, pairs_sm);
+}
+
+// ---- geometry and rendering -----------------------------------------------------------------
+
+static void test_geometry(rl_test *t, const char *arg)
+{
+    int outside = 0, bad_path = 0, bad_size = 0, bad_border = 0, spins = 0, n = 3000;
+    uint8_t *clip = rl_test_alloc(t, CLIP_BYTES);
+    for (int i = 0; i < n; i++) {
+        rl_shapes_spec s;
+        rl_shapes_sample(&s, 11, (uint64_t)i, RL_SHAPES_ANY);
+        for (int f = 0; f < F; f++) {
+            float cx, cy, r, ang;
+            rl_shapes_spec_at(&s, f, F, &cx, &cy, &r, &ang);
+            outside += cx - r < 1.0f || cx + r > 63.0f || cy - r < 1.0f || cy + r > 63.0f;
+        }
+        const float path = hypotf(s.dx, s.dy);
+        const int moving = s.a.motion <= RL_MOTION_DOWN;
+        bad_path += moving ? path < 24.0f || path > 32.0f : path != 0.0f;
+        if (s.a.motion == RL_MOTION_GROWING) bad_size += s.r0 != 5.0f || s.r1 != 14.0f;
+        else if (s.a.motion == RL_MOTION_SHRINKING) bad_size += s.r0 != 14.0f || s.r1 != 5.0f;
+        else bad_size += s.r0 != s.r1 || s.r0 < 8.0f || s.r0 > 12.0f;
+        spins += s.spin != 0;
+        if (i < 300) {   // the outermost pixel ring stays background in every frame
+            rl_shapes_render_u8(clip, &s, F, H, W);
+            const uint8_t *bg = rl_shapes_bg_rgb[s.a.bg];
+            for (int f = 0; f < F; f++)
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x += (y == 0 || y == H - 1) ? 1 : W - 1)
+                        bad_border += memcmp(clip + (((size_t)f * H + y) * W + x) * 3, bg, 3) != 0;
+        }
+    }
+    rl_test_check(t, outside == 0, "frames where the shape leaves the frame: %d", outside);
+    rl_test_check(t, bad_path == 0, "paths outside 24..32 px (or moving when they should not): %d",
+                  bad_path);
+    rl_test_check(t, bad_size == 0, "sizes out of their range: %d", bad_size);
+    rl_test_check(t, bad_border == 0, "border pixels that are not background: %d", bad_border);
+    RL_CHECK(t, spins > 0);
+}
+
+// The anti-aliased area of each shape against its exact area, at 64 x 64 and at an odd size.
+// 4 x 4 samples quantise the coverage of a pixel an edge crosses to 1/16; along a straight edge
+// parallel to the sample rows the error does not cancel and reaches 1/8 px^2 per px of edge, so
+// the bound is perimeter / 8 (plus 1 px^2 for the corners).
+static void test_render_area(rl_test *t, const char *arg)
+{
+    const int sizes[2][2] = { { 64, 64 }, { 48, 80 } };
+    for (int k = 0; k < 2; k++) {
+        const int h = sizes[k][0], w = sizes[k][1];
+        float *cov = rl_test_floats(t, (size_t)h * w);
+        double worst = 0, worst_rel = 0;   // error / bound, error / area
+        for (int sh = 0; sh < RL_N_SHAPE; sh++) {
+            rl_shapes_attr a = { RL_BG_GRAY, RL_COLOR_RED, sh, sh ? RL_MOTION_SPINNING
+                                                                   : RL_MOTION_GROWING };
+            rl_shapes_spec s;
+            rl_err e;
+            if (!RL_CHECK(t, rl_shapes_spec_from_attr(&s, &a, 5, &e) == RL_OK)) return;
+            for (int f = 0; f < F; f += 3) {
+                float cx, cy, r, ang;
+                rl_shapes_spec_at(&s, f, F, &cx, &cy, &r, &ang);
+                const double R = r * (h < w ? h : w) / 64.0, pi = M_PI;
+                const double ri = R * cos(2 * pi / 5) / cos(pi / 5);     // pentagram inner radius
+                const double exact[RL_N_SHAPE] = {
+                    pi * R * R, 2 * R * R, 3 * sqrt(3) / 4 * R * R,
+                    10 * 0.5 * R * ri * sin(pi / 5),   // 10 triangles centre-tip-inner vertex
+                };
+                const double perim[RL_N_SHAPE] = {
+                    2 * pi * R, 4 * sqrt(2) * R, 3 * sqrt(3) * R,
+                    10 * sqrt(R * R + ri * ri - 2 * R * ri * cos(pi / 5)),
+                };
+                rl_shapes_render_cov(cov, &s, f, F, h, w);
+                double area = 0;
+                for (size_t i = 0; i < (size_t)h * w; i++) area += cov[i];
+                const double err = fabs(area - exact[sh]);
+                if (err / (perim[sh] / 8 + 1) > worst) worst = err / (perim[sh] / 8 + 1);
+                if (err / exact[sh] > worst_rel) worst_rel = err / exact[sh];
+            }
+        }
+        rl_test_check(t, worst <= 1.0, "%dx%d: worst area error %.3f of the sampling bound "
+                      "(%.4f of the area)", h, w, worst, worst_rel);
+    }
+    // the float render is the byte render before rounding
+    rl_shapes_spec s;
+    rl_shapes_sample(&s, 3, 17, RL_SHAPES_ANY);
+    uint8_t *u = rl_test_alloc(t, CLIP_BYTES);
+    float *x = rl_test_floats(t, CLIP_BYTES);
+    rl_shapes_render_u8(u, &s, F, H, W);
+    rl_shapes_render_f32(x, &s, F, H, W);
+    double maxd = 0;
+    for (int ch = 0; ch < 3; ch++)
+        for (size_t i = 0; i < (size_t)F * H * W; i++) {
+            const double v = (x[(size_t)ch * F * H * W + i] + 1.0) * 127.5;
+            const double d = fabs(v - u[i * 3 + ch]);
+            if (d > maxd) maxd = d;
+        }
+    rl_test_check(t, maxd <= 0.5 + 1e-3, "float render vs bytes: max %.4f levels (rounding: 0.5)",
+                  maxd);
+}
+
+// ---- captions ---------------------------------------------------------------------------------
+
+static void test_captions(rl_test *t, const char *arg)
+{
+    char buf[96];
+    const rl_shapes_attr a = { RL_BG_BLACK, RL_COLOR_ORANGE, RL_SHAPE_STAR, RL_MOTION_LEFT };
+    rl_shapes_caption(buf, sizeof buf, &a);
+    rl_test_check(t, !strcmp(buf, "a orange star moving left on a black background"), "'%s'", buf);
+    const rl_shapes_attr b = { -1, RL_COLOR_PINK, RL_SHAPE_CIRCLE, RL_MOTION_GROWING };
+    rl_shapes_caption(buf, sizeof buf, &b);
+    rl_test_check(t, !strcmp(buf, "a pink circle growing"), "'%s'", buf);
+    const rl_shapes_attr spin_circle = { 0, 0, RL_SHAPE_CIRCLE, RL_MOTION_SPINNING };
+    RL_CHECK(t, rl_shapes_caption(buf, sizeof buf, &spin_circle) < 0);
+
+    // every valid caption parses back to its attributes
+    int bad = 0, total = 0;
+    for (int bg = -1; bg < RL_N_BG; bg++)
+        for (int c = -1; c < RL_N_COLOR; c++)
+            for (int sh = 0; sh < RL_N_SHAPE; sh++)
+                for (int m = 0; m < RL_N_MOTION; m++) {
+                    const rl_shapes_attr x = { bg, c, sh, m };
+                    if (!rl_shapes_attr_valid(&x)) continue;
+                    rl_shapes_attr y;
+                    rl_err e;
+                    rl_shapes_caption(buf, sizeof buf, &x);
+                    bad += rl_shapes_caption_parse(&y, buf, &e) != RL_OK || memcmp(&x, &y, sizeof x);
+                    total++;
+                }
+    rl_test_check(t, bad == 0, "caption -> parse round trips: %d of %d wrong", bad, total);
+
+    // sampled captions: lower case, the short form 20% of the time
+    for (int i = 0; i < 5; i++) {
+        rl_shapes_spec s;
+        rl_shapes_sample(&s, 1, (uint64_t)i, RL_SHAPES_TRAIN);
+        rl_shapes_spec_caption(buf, sizeof buf, &s);
+        printf("  info %s\n", buf);
+    }
+
+    static const char *const wrong[] = {
+        "a red circle spinning", "a red hexagon moving left", "A red circle moving left",
+        "a red circle moving left ", "a red circle moving left on a blue background",
+        "a red circle moving sideways", "an orange circle growing", "a red  circle growing",
+        "a red circle growing on a white", "", "a", "a red circle growing on a white background x",
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        rl_shapes_attr y;
+        rl_err e = { 0 };
+        const rl_status rc = rl_shapes_caption_parse(&y, wrong[i], &e);
+        rl_test_check(t, rc == RL_E_PARAM && e.msg[0], "rejects '%s': %s", wrong[i], e.msg);
+    }
+}
+
+// ---- analyzer ----------------------------------------------------------------------------------
+
+typedef struct {
+    float blur;        // Gaussian sigma, px (0: none)
+    float noise;       // Gaussian sigma, levels
+    float shift;       // per-clip uniform colour shift in [-shift, shift] per channel, levels
+} degradation;
+
+// Approximately normal, unit variance: the sum of 4 uniforms (Irwin-Hall), cheap enough to
+// draw for every byte of hundreds of clips.
+static float gauss(rl_shapes_rng *r)
+{
+    const uint64_t x = rl_shapes_rng_next(r);
+    float s = 0.0f;
+    for (int i = 0; i < 4; i++) s += (float)((x >> (16 * i)) & 0xffff) * (1.0f / 65536.0f);
+    return (s - 2.0f) * 1.7320508f;   // sd of the sum is sqrt(4/12)
+}
+
+static void degrade(uint8_t *clip, const degradation *dg, uint64_t seed, float *scratch)
+{
+    rl_shapes_rng r;
+    rl_shapes_rng_seed(&r, seed);
+    const size_t n = CLIP_BYTES;
+    for (size_t i = 0; i < n; i++) scratch[i] = clip[i];
+    if (dg->blur > 0) {   // separable Gaussian, radius 3 sigma, edges clamped
+        float k[16];
+        const int rad = (int)ceilf(3 * dg->blur) < 7 ? (int)ceilf(3 * dg->blur) : 7;
+        float sum = 0;
+        for (int i = -rad; i <= rad; i++) sum += k[i + rad] = expf(-0.5f * i * i / (dg->blur * dg->blur));
+        for (int i = 0; i <= 2 * rad; i++) k[i] /= sum;
+        float *tmp = scratch + n;
+        for (int pass = 0; pass < 2; pass++) {
+            for (int f = 0; f < F; f++)
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++)
+                        for (int ch = 0; ch < 3; ch++) {
+                            float acc = 0;
+                            for (int j = -rad; j <= rad; j++) {
+                                int xx = pass ? x : x + j, yy = pass ? y + j : y;
+                                xx = xx < 0 ? 0 : xx >= W ? W - 1 : xx;
+                                yy = yy < 0 ? 0 : yy >= H ? H - 1 : yy;
+                                acc += k[j + rad] * scratch[(((size_t)f * H + yy) * W + xx) * 3 + ch];
+                            }
+                            tmp[(((size_t)f * H + y) * W + x) * 3 + ch] = acc;
+                        }
+            memcpy(scratch, tmp, n * sizeof(float));
+        }
+    }
+    float sh[3];
+    for (int ch = 0; ch < 3; ch++) sh[ch] = rl_shapes_rng_unif(&r, -dg->shift, dg->shift);
+    for (size_t i = 0; i < n; i++) {
+        const float v = scratch[i] + sh[i % 3] + dg->noise * gauss(&r);
+        clip[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v));
+    }
+}
+
+// Accuracy per attribute over n clips of the whole world (held-out pairs included: the ANY
+// split draws them about a quarter of the time) with the given degradation.
+static void accuracy(rl_test *t, int n, const degradation *dg, double bar, const char *label)
+{
+    uint8_t *clip = rl_test_alloc(t, CLIP_BYTES);
+    float *scratch = rl_test_floats(t, 2 * CLIP_BYTES);
+    int right[5] = { 0 }, heldout = 0, by_shape_wrong[RL_N_SHAPE] = { 0 }, shown = 0;
+    for (int i = 0; i < n; i++) {
+        rl_shapes_spec s;
+        rl_shapes_sample(&s, 2024, (uint64_t)i, RL_SHAPES_ANY);
+        heldout += rl_shapes_attr_heldout(&s.a) != 0;
+        rl_shapes_render_u8(clip, &s, F, H, W);
+        if (dg) degrade(clip, dg, 77 + (uint64_t)i, scratch);
+        rl_shapes_analysis a;
+        rl_err e;
+        if (rl_shapes_analyze(&a, clip, F, H, W, NULL, &e) != RL_OK) {
+            rl_test_fail(t, "clip %d: %s", i, e.msg);
+            return;
+        }
+        const int ok[5] = { a.a.bg == s.a.bg, a.a.color == s.a.color, a.a.shape == s.a.shape,
+                            a.a.motion == s.a.motion, a.persistent };
+        for (int k = 0; k < 5; k++) right[k] += ok[k];
+        by_shape_wrong[s.a.shape] += !ok[2];
+        if ((!ok[1] || !ok[2] || !ok[3] || !ok[4]) && shown++ < 4) {
+            char cap[96];
+            rl_shapes_spec_caption(cap, sizeof cap, &s);
+            printf("  miss '%s' r %.1f->%.1f: color %d shape %d (scores %.2f %.2f %.2f %.2f) "
+                   "motion %d (move %.1f,%.1f log-area %.2f turn %.1f) persistent %d\n", cap,
+                   s.r0, s.r1, a.a.color, a.a.shape, a.shape_score[0], a.shape_score[1],
+                   a.shape_score[2], a.shape_score[3], a.a.motion, a.move_x, a.move_y,
+                   a.log_area, a.turn_deg, a.persistent);
+        }
+    }
+    static const char *const names[5] = { "background", "colour", "shape", "motion", "persistence" };
+    printf("  info %s: %d clips (%d with a held-out pair); shape misses circle %d square %d "
+           "triangle %d star %d\n", label, n, heldout, by_shape_wrong[0], by_shape_wrong[1],
+           by_shape_wrong[2], by_shape_wrong[3]);
+    for (int k = 0; k < 5; k++)
+        rl_test_check(t, right[k] >= bar * n, "%s accuracy %-11s %6.2f%% (bar %.0f%%)", label,
+                      names[k], 100.0 * right[k] / n, 100 * bar);
+}
+
+static void test_analyzer_clean(rl_test *t, const char *arg)
+{
+    accuracy(t, 2000, NULL, 0.99, "clean");
+}
+
+static void test_analyzer_degraded(rl_test *t, const char *arg)
+{
+    // a generated clip is blurrier, noisier and off in colour; these are well past what a VAE
+    // round trip does to a clip (measured there: blur about 0.5 px, noise 2-3 levels)
+    const degradation mild = { 0.7f, 4.0f, 8.0f }, hard = { 1.2f, 10.0f, 20.0f };
+    accuracy(t, 400, &mild, 0.95, "degraded (blur 0.7 px, noise 4, shift 8)");
+    accuracy(t, 400, &hard, 0.95, "degraded (blur 1.2 px, noise 10, shift 20)");
+}
+
+// Clips that must fail persistence: an empty clip, two shapes, a shape missing from frames.
+static void test_analyzer_persistence(rl_test *t, const char *arg)
+{
+    uint8_t *clip = rl_test_alloc(t, CLIP_BYTES), *two = rl_test_alloc(t, CLIP_BYTES);
+    uint8_t *mask = rl_test_alloc(t, (size_t)H * W);
+    rl_shapes_analysis a;
+    rl_err e;
+    rl_shapes_spec s1, s2;
+    const rl_shapes_attr a1 = { RL_BG_WHITE, RL_COLOR_BLUE, RL_SHAPE_SQUARE, RL_MOTION_RIGHT };
+    const rl_shapes_attr a2 = { RL_BG_WHITE, RL_COLOR_BLUE, RL_SHAPE_CIRCLE, RL_MOTION_DOWN };
+    rl_shapes_spec_from_attr(&s1, &a1, 1, &e);
+    rl_shapes_spec_from_attr(&s2, &a2, 2, &e);
+    s1.cy = 14; s2.cx = 50; s2.cy = 30;   // apart: the square along the top, the circle right
+
+    // one object: persistent, and the background mask excludes its path
+    rl_shapes_render_u8(clip, &s1, F, H, W);
+    RL_CHECK(t, rl_shapes_analyze(&a, clip, F, H, W, mask, &e) == RL_OK);
+    RL_CHECK(t, a.persistent && a.bad_frames == 0);
+    size_t n_bg = 0;
+    for (size_t i = 0; i < (size_t)H * W; i++) n_bg += mask[i];
+    RL_CHECK(t, !mask[14 * W + 32] && mask[60 * W + 32]);
+    printf("  info background mask %zu of %d px\n", n_bg, H * W);
+
+    // two objects in every frame
+    rl_shapes_render_u8(two, &s2, F, H, W);
+    for (size_t i = 0; i < CLIP_BYTES; i++)
+        if (two[i] != rl_shapes_bg_rgb[RL_BG_WHITE][i % 3]) clip[i] = two[i];
+    RL_CHECK(t, rl_shapes_analyze(&a, clip, F, H, W, NULL, &e) == RL_OK);
+    rl_test_check(t, !a.persistent && a.bad_frames == F, "two shapes: persistent %d, bad frames %d",
+                  a.persistent, a.bad_frames);
+
+    // the shape vanishes for 3 frames
+    rl_shapes_render_u8(clip, &s1, F, H, W);
+    for (int f = 6; f < 9; f++)
+        for (size_t i = 0; i < (size_t)H * W * 3; i++)
+            clip[(size_t)f * H * W * 3 + i] = rl_shapes_bg_rgb[RL_BG_WHITE][i % 3];
+    RL_CHECK(t, rl_shapes_analyze(&a, clip, F, H, W, NULL, &e) == RL_OK);
+    rl_test_check(t, !a.persistent && a.bad_frames == 3, "vanishing: persistent %d, bad frames %d",
+                  a.persistent, a.bad_frames);
+    RL_CHECK(t, a.a.shape == RL_SHAPE_SQUARE && a.a.motion == RL_MOTION_RIGHT);
+
+    // nothing but background
+    for (size_t i = 0; i < CLIP_BYTES; i++) clip[i] = rl_shapes_bg_rgb[RL_BG_GRAY][i % 3];
+    RL_CHECK(t, rl_shapes_analyze(&a, clip, F, H, W, NULL, &e) == RL_OK);
+    RL_CHECK(t, !a.persistent && a.a.bg == RL_BG_GRAY && a.a.color == -1 && a.a.shape == -1);
+
+    // bad sizes are refused with a message
+    RL_CHECK(t, rl_shapes_analyze(&a, clip, 0, H, W, NULL, &e) == RL_E_PARAM && e.msg[0]);
+    RL_CHECK(t, rl_shapes_analyze(&a, clip, F, 4, W, NULL, &e) == RL_E_PARAM);
+}
+
+int main(int argc, char **argv)
+{
+    return rl_test_run(argc, argv, (rl_test_case[]){
+        { "determinism", test_determinism, NULL },
+        { "heldout", test_heldout, NULL },
+        { "geometry", test_geometry, NULL },
+        { "render_area", test_render_area, NULL },
+        { "captions", test_captions, NULL },
+        { "analyzer_clean", test_analyzer_clean, NULL },
+        { "analyzer_degraded", test_analyzer_degraded, NULL },
+        { "analyzer_persistence", test_analyzer_persistence, NULL },
+        { 0 },
+    });
+}
