@@ -117,6 +117,13 @@ size_t rl_attn_chunked_scratch_floats(int Tq, int Tk, int HS, int chunk, int n_t
 void rl_attn_fwd_chunked(float *out, float *scratch, const float *q, const float *k,
                          const float *v, int B, int NH, int Tq, int Tk, int HS, float scale,
                          int causal, int chunk);
+/* Scratch sized for n_threads must cover the threads the call will use (rl_par_threads()).
+ * Sizes choose the implementation: a loop nest parallel over (b, head) for short sequences
+ * (temporal attention), BLAS on per-head slices for long ones; 1 when the latter is used. */
+int rl_attn_uses_gemm(int Tq, int Tk, int HS);
+/* Plain serial reference of rl_attn_fwd (sums in double), for the tests. */
+void rl_attn_fwd_ref(float *out, float *att, const float *q, const float *k, const float *v,
+                     int B, int NH, int Tq, int Tk, int HS, float scale, int causal);
 
 // ---- resampling (ops_resample.c) ---------------------------------------------------
 /* Nearest 2x upsample: x (NC, H, W) -> out (NC, 2H, 2W) (F.interpolate nearest). */
