@@ -77,7 +77,15 @@ rl_status rl_unet_cfg_parse(rl_unet_cfg *out, const rl_json *j, rl_err *err)
         return rl_errf(err, RL_E_FORMAT, "%s: key '_class_name': unsupported model '%s' "
                        "(expected UNetMotionModel or UNet2DConditionModel)", j->label, cls);
 
-    TRY(rl_json_int(j, NULL, "sample_size", 64, &c.sample_size, err));
+    // sample_size: an int, or [height, width] (informational; any latent size runs)
+    c.sample_size = 64;
+    if (rl_json_has(j, NULL, "sample_size")) {
+        int ss[2], nss;
+        TRY(rl_json_int_list(j, NULL, "sample_size", ss, 2, &nss, -1, 1, err));
+        if (nss < 1) return rl_errf(err, RL_E_FORMAT, "%s: key 'sample_size': empty list",
+                                    j->label);
+        c.sample_size = ss[0];
+    }
     TRY(rl_json_int(j, NULL, "in_channels", 4, &c.in_channels, err));
     TRY(rl_json_int(j, NULL, "out_channels", 4, &c.out_channels, err));
     TRY(check_pos(j, "in_channels", &c.in_channels, 1, 1, err));

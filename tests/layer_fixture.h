@@ -10,7 +10,7 @@
 #include "tests/harness.h"
 
 /* Tensors of a layer fixture that are inputs/outputs, not module weights. */
-static int lf_is_io(const char *name)
+__attribute__((unused)) static int lf_is_io(const char *name)
 {
     static const char *io[] = { "x", "temb", "emb", "out", "dout", "dx", "dtemb", "demb", "t", NULL };
     for (int i = 0; io[i]; i++)
@@ -19,7 +19,7 @@ static int lf_is_io(const char *name)
 }
 
 /* ws <- every weight tensor of the fixture (as F32); gs <- zeroed buffers of the same names. */
-static int lf_tables(rl_test *t, rl_fixture *fx, rl_weights *ws, rl_weights *gs)
+__attribute__((unused)) static int lf_tables(rl_test *t, rl_fixture *fx, rl_weights *ws, rl_weights *gs)
 {
     rl_err err = { 0 };
     rl_weights_init(ws, "fixture");
@@ -40,7 +40,7 @@ static int lf_tables(rl_test *t, rl_fixture *fx, rl_weights *ws, rl_weights *gs)
 /* The parity bar of the brief: max |got - want| <= tol * max |want|. A reference that is zero
  * in exact arithmetic (the gradient of a key bias: softmax ignores a constant shift) has no
  * scale of its own; 1e-2 stands in for it, so float32 rounding (~1e-7 there) passes. */
-static int lf_check(rl_test *t, const char *name, const float *got, const float *want, size_t n,
+__attribute__((unused)) static int lf_check(rl_test *t, const char *name, const float *got, const float *want, size_t n,
                     double tol)
 {
     double mx = 0;
@@ -49,7 +49,7 @@ static int lf_check(rl_test *t, const char *name, const float *got, const float 
 }
 
 /* Compares every grad.<name> of the fixture with the mirror table gs. */
-static void lf_check_grads(rl_test *t, rl_fixture *fx, const rl_weights *gs, double tol)
+__attribute__((unused)) static void lf_check_grads(rl_test *t, rl_fixture *fx, const rl_weights *gs, double tol)
 {
     for (int i = 0; i < fx->st.n_tensors; i++) {
         const rl_st_tensor *te = &fx->st.tensors[i];
