@@ -17,7 +17,9 @@ void rl_par_set_threads(int n)
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    openblas_set_num_threads(n);
+    // BLAS stays single-threaded: rl_gemm splits the work itself, in blocks that do not
+    // depend on the thread count, so results are the same for any n (see ops_matmul.c)
+    openblas_set_num_threads(1);
 }
 
 int rl_par_threads(void)
