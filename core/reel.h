@@ -35,6 +35,10 @@ typedef int (*rl_progress_fn)(void *user, rl_phase phase, int i, int n);
 /* Called once per decoded frame: rgb (height, width, 3) bytes, valid during the call.
  * Return non-zero to cancel. */
 typedef int (*rl_frame_fn)(void *user, int frame, const uint8_t *rgb, int width, int height);
+/* Called with the initial latents (step -1, t -1, eps NULL), then after each denoising step i
+ * (0-based) with its timestep t, the guided noise prediction eps and the updated latents, both
+ * (C, F, h, w), valid during the call. For tests and inspection. Return non-zero to cancel. */
+typedef int (*rl_step_fn)(void *user, int step, int t, const float *eps, const float *latents);
 
 typedef struct {
     const char *prompt;              // required unless keyframes are given
@@ -55,7 +59,11 @@ typedef struct {
     float freeinit_cutoff;           // normalised spatio-temporal cut-off (0, 1]
     rl_progress_fn progress; void *progress_user;
     rl_frame_fn on_frame;    void *frame_user;
-    float *latents_out;              // optional (4? C, F, h, w) final latents, caller-owned
+    rl_step_fn on_step;      void *step_user;
+    float *latents_out;              // optional (C, F, h, w) final latents (before decoding,
+                                     // still scaled), caller-owned
+    float *frames_out;               // optional (F, height, width, 3) decoded frames in [0, 1]
+                                     // before quantisation, caller-owned
 } rl_gen_params;
 
 rl_gen_params rl_gen_default_params(void);
@@ -79,8 +87,14 @@ rl_model_info rl_ctx_info(const rl_ctx *ctx);
  * Not thread-safe for the same context. */
 rl_status rl_generate(rl_ctx *ctx, const rl_gen_params *p, rl_err *err);
 
-/* Text embeddings for one prompt: out (text_len, text_dim), caller-owned. */
+/* Text embeddings for one prompt: out (text_len, text_dim), caller-owned. Errors: RL_E_PARAM
+ * (invalid UTF-8, prompt too long in bytes; longer token sequences are truncated), RL_E_NOMEM.
+ * Not thread-safe for the same context. */
 rl_status rl_encode_prompt(rl_ctx *ctx, const char *prompt, float *out, rl_err *err);
+
+/* Token ids of prompt as the text encoder sees them: ids (text_len), caller-owned:
+ * [bos] + tokens (truncated) + [eos] + padding. Errors as rl_encode_prompt. Thread-safe. */
+rl_status rl_tokenize(const rl_ctx *ctx, const char *prompt, int *ids, rl_err *err);
 
 #ifdef __cplusplus
 }

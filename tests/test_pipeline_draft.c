@@ -1,0 +1,214 @@
+/* tests/test_pipeline.c (draft: rename with core/pipeline_draft.c) - the whole pipeline against a diffusers AnimateDiffPipeline run of the
+ * same tiny model (tools/fixtures/make_pipeline.py: <model>_run.safetensors), step by step:
+ * token ids, text embeddings, initial latents, timesteps, first guided noise prediction,
+ * latents after step 1, final latents, decoded frames. Also parameter errors, cancellation,
+ * the guidance formula, and 1 vs 2 threads. */
+#include <math.h>
+#include <string.h>
+
+#include "core/guide.h"
+#include "core/reel.h"
+#include "tests/harness.h"
+
+typedef struct {
+    rl_test *t;
+    rl_fixture *fx;
+    int C, F, h, w;
+    size_t n_lat;
+    int steps_seen, frames_seen, cancel_at_step;
+    const int64_t *timesteps;
+    size_t n_timesteps;
+    int t_ok;
+} run_state;
+
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+static int on_step(void *user, int step, int t, const float *eps, const float *lat)
+{
+    run_state *s = user;
+    const int shape[5] = { 1, s->C, s->F, s->h, s->w };
+    if (step == -1) {
+        // torch.randn with the same generator: the same float32 values (core/rng is bit-exact);
+        // times init_noise_sigma (1 for DDIM)
+        const float *want = rl_fixture_f32(s->fx, "latents_init", 5, shape);
+        if (want) rl_check_close(s->t, "latents_init", lat, want, s->n_lat, 1e-6, 1e-6);
+        return 0;
+    }
+    if ((size_t)step < s->n_timesteps && s->timesteps[step] != t) s->t_ok = 0;
+    s->steps_seen++;
+    if (step == 0) {
+        const float *e0 = rl_fixture_f32(s->fx, "eps_0", 5, shape);
+        const float *l1 = rl_fixture_f32(s->fx, "latents_1", 5, shape);
+        // two UNet passes in float32 and the guidance amplification (g = 7.5): within 1e-4 of
+        // the largest value, the contract in MODELS.md
+        if (e0) rl_check_close(s->t, "eps_0 (guided)", eps, e0, s->n_lat, 1e-4 * max_abs(e0, s->n_lat), 0);
+        if (l1) rl_check_close(s->t, "latents_1", lat, l1, s->n_lat, 1e-4 * max_abs(l1, s->n_lat), 0);
+    }
+    return step == s->cancel_at_step;
+}
+
+static int on_frame(void *user, int frame, const uint8_t *rgb, int width, int height)
+{
+    run_state *s = user;
+    if (frame == s->frames_seen && width == s->w * 0 + width) s->frames_seen++;
+    (void)rgb; (void)height;
+    return 0;
+}
+
+static void test_run(rl_test *t, const char *model)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "pipeline/%s_run.safetensors", model);
+    rl_fixture fx;
+    if (!rl_fixture_open(t, &fx, rel)) return;
+    rl_err err = { 0 };
+    rl_ctx *ctx = NULL;
+    if (!rl_test_check(t, rl_ctx_open(&ctx, rl_test_fixture_path(t, rl_fixture_str(&fx, "model_dir") +
+                                                                      strlen("tests/fixtures/")),
+                                      2, &err) == RL_OK, "open %s: %s", model, err.msg)) goto done;
+    const rl_model_info info = rl_ctx_info(ctx);
+    const int L = info.text_len, D = info.text_dim;
+
+    // ---- token ids: exact
+    const char *prompt = rl_fixture_str(&fx, "prompt"), *neg = rl_fixture_str(&fx, "negative_prompt");
+    size_t n;
+    const int64_t *ids_c = rl_fixture_i64(&fx, "ids_cond", &n);
+    const int64_t *ids_u = rl_fixture_i64(&fx, "ids_uncond", &n);
+    if (!ids_c || !ids_u || !RL_CHECK(t, n == (size_t)L)) goto done;
+    int *ids = rl_test_alloc(t, (size_t)L * sizeof(int));
+    int same_c = rl_tokenize(ctx, prompt, ids, &err) == RL_OK;
+    for (int i = 0; i < L; i++) same_c &= ids[i] == ids_c[i];
+    int same_u = rl_tokenize(ctx, neg, ids, &err) == RL_OK;
+    for (int i = 0; i < L; i++) same_u &= ids[i] == ids_u[i];
+    rl_test_check(t, same_c && same_u, "token ids exact (prompt %d, negative %d)", same_c, same_u);
+
+    // ---- embeddings: within 1e-4 of the largest value
+    float *emb = rl_test_floats(t, (size_t)L * D);
+    const float *want_c = rl_fixture_f32(&fx, "emb_cond", 3, (int[]){ 1, L, D });
+    const float *want_u = rl_fixture_f32(&fx, "emb_uncond", 3, (int[]){ 1, L, D });
+    if (!want_c || !want_u) goto done;
+    if (RL_CHECK(t, rl_encode_prompt(ctx, prompt, emb, &err) == RL_OK))
+        rl_check_close(t, "emb_cond", emb, want_c, (size_t)L * D, 1e-4 * max_abs(want_c, (size_t)L * D), 0);
+    if (RL_CHECK(t, rl_encode_prompt(ctx, neg, emb, &err) == RL_OK))
+        rl_check_close(t, "emb_uncond", emb, want_u, (size_t)L * D, 1e-4 * max_abs(want_u, (size_t)L * D), 0);
+
+    // ---- the run
+    rl_gen_params p = rl_gen_default_params();
+    p.prompt = prompt;
+    p.negative_prompt = neg;
+    p.seed = (uint64_t)rl_fixture_int(&fx, "seed");
+    p.steps = rl_fixture_int(&fx, "steps");
+    p.guidance = (float)rl_fixture_float(&fx, "guidance");
+    p.frames = rl_fixture_int(&fx, "frames");
+    p.height = rl_fixture_int(&fx, "height");
+    p.width = rl_fixture_int(&fx, "width");
+    run_state s = { .t = t, .fx = &fx, .C = info.latent_channels, .F = p.frames,
+                    .h = p.height / info.vae_scale, .w = p.width / info.vae_scale,
+                    .cancel_at_step = -2, .t_ok = 1 };
+    s.n_lat = (size_t)s.C * s.F * s.h * s.w;
+    s.timesteps = rl_fixture_i64(&fx, "timesteps", &s.n_timesteps);
+    p.on_step = on_step; p.step_user = &s;
+    p.on_frame = on_frame; p.frame_user = &s;
+    p.latents_out = rl_test_floats(t, s.n_lat);
+    const size_t n_frames = (size_t)p.frames * p.height * p.width * 3;
+    p.frames_out = rl_test_floats(t, n_frames);
+    rl_status rc = rl_generate(ctx, &p, &err);
+    if (!rl_test_check(t, rc == RL_OK, "generate: %s", err.msg)) goto done;
+    rl_test_check(t, s.t_ok && s.steps_seen == p.steps && s.n_timesteps == (size_t)p.steps,
+                  "timesteps as the reference (%d steps seen)", s.steps_seen);
+    RL_CHECK(t, s.frames_seen == p.frames);
+    const float *lf = rl_fixture_f32(&fx, "latents_final", 5, (int[]){ 1, s.C, s.F, s.h, s.w });
+    const float *fr = rl_fixture_f32(&fx, "frames", 4, (int[]){ p.frames, p.height, p.width, 3 });
+    // float32 error of every UNet call, amplified by guidance and carried through the steps
+    if (lf) rl_check_close(t, "latents_final", p.latents_out, lf, s.n_lat, 1e-3 * max_abs(lf, s.n_lat), 0);
+    if (fr) rl_check_close(t, "frames", p.frames_out, fr, n_frames, 1e-3, 0);
+
+    // ---- same bytes with one thread
+    {
+        rl_ctx *one = NULL;
+        if (RL_CHECK(t, rl_ctx_open(&one, rl_test_fixture_path(t, rl_fixture_str(&fx, "model_dir") +
+                                                                    strlen("tests/fixtures/")),
+                                    1, &err) == RL_OK)) {
+            rl_gen_params q = p;
+            q.on_step = NULL; q.on_frame = NULL;
+            q.latents_out = rl_test_floats(t, s.n_lat);
+            q.frames_out = rl_test_floats(t, n_frames);
+            if (RL_CHECK(t, rl_generate(one, &q, &err) == RL_OK))
+                rl_check_bitwise(t, "frames 1 vs 2 threads", q.frames_out, p.frames_out, n_frames);
+            rl_ctx_close(&one);
+        }
+    }
+
+    // ---- cancellation from the step callback
+    s.cancel_at_step = 0;
+    p.latents_out = NULL; p.frames_out = NULL; p.on_frame = NULL;
+    rc = rl_generate(ctx, &p, &err);
+    rl_test_check(t, rc == RL_E_INTERRUPTED, "cancel: %s", err.msg);
+
+done:
+    rl_ctx_close(&ctx);
+    RL_CHECK(t, ctx == NULL);
+    rl_fixture_close(&fx);
+}
+
+static void test_params(rl_test *t, const char *arg)
+{
+    rl_err err = { 0 };
+    rl_ctx *ctx = (rl_ctx *)1;
+    rl_status rc = rl_ctx_open(&ctx, "/nonexistent/model", 1, &err);
+    rl_test_check(t, rc == RL_E_MISSING && ctx == NULL && strstr(err.msg, "/nonexistent/model"),
+                  "missing folder: %s", err.msg);
+    if (!RL_CHECK(t, rl_ctx_open(&ctx, rl_test_fixture_path(t, "models/tiny_a"), 1, &err) == RL_OK))
+        return;
+    const rl_gen_params base = rl_gen_default_params();
+    struct { const char *what; rl_gen_params p; } bad[] = {
+        { "frames 0", base }, { "width 12", base }, { "steps 0", base }, { "no prompt", base },
+        { "guidance nan", base }, { "frames 1000", base },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) bad[i].p.prompt = "x";
+    bad[0].p.frames = 0;
+    bad[1].p.width = 12;
+    bad[2].p.steps = 0;
+    bad[3].p.prompt = NULL;
+    bad[4].p.guidance = NAN;
+    bad[5].p.frames = 1000;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc = rl_generate(ctx, &bad[i].p, &err);
+        rl_test_check(t, rc == RL_E_PARAM, "%s -> %s: %s", bad[i].what, rl_status_str(rc), err.msg);
+    }
+    // guidance 1: one UNet pass (no unconditional prompt), still a valid clip
+    rl_gen_params p = base;
+    p.prompt = "a red circle";
+    p.frames = 2; p.steps = 2; p.guidance = 1.0f;
+    rc = rl_generate(ctx, &p, &err);
+    rl_test_check(t, rc == RL_OK, "guidance 1: %s", err.msg);
+    rl_ctx_close(&ctx);
+    rl_ctx_close(&ctx);   // safe on NULL
+}
+
+static void test_guide(rl_test *t, const char *arg)
+{
+    float u[5] = { 0.5f, -1.0f, 2.0f, 0.0f, 1e-3f }, c[5] = { 1.0f, -1.5f, 2.0f, 3.0f, -1e-3f };
+    float e[5];
+    rl_guide_cfg(e, u, c, 7.5f, 5);
+    float want[5];
+    for (int i = 0; i < 5; i++) want[i] = u[i] + 7.5f * (c[i] - u[i]);
+    rl_check_bitwise(t, "eps_u + g (eps_c - eps_u)", e, want, 5);
+    RL_CHECK(t, rl_guide_active(7.5f) && !rl_guide_active(1.0f) && !rl_guide_active(0.5f));
+}
+
+int main(int argc, char **argv)
+{
+    return rl_test_run(argc, argv, (rl_test_case[]){
+        { "tiny_a", test_run, "tiny_a" },
+        { "tiny_b", test_run, "tiny_b" },
+        { "params", test_params, NULL },
+        { "guide", test_guide, NULL },
+        { 0 },
+    });
+}
