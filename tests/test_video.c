@@ -359,6 +359,24 @@ static void test_scale(rl_test *t, const char *ext)
     free(dec);
 }
 
+/* The default preset's case: 64x64 frames upscaled x8 to a 512x512 H.264 clip. */
+static void test_scale512(rl_test *t, const char *arg)
+{
+    uint8_t *clip = make_clip(t, 64, 64, 4, 1);
+    const char *path = rl_test_tmp_path(t, "x8.mp4");
+    rl_video_opts o = rl_video_default_opts();
+    o.scale = 8;
+    rl_err err = { 0 };
+    rl_status rc = write_clip(path, clip, 64, 64, 4, 8, &o, &err);
+    if (!rl_test_check(t, rc == RL_OK, "write x8: %s", rc ? err.msg : "ok")) return;
+    printf("  x8.mp4: %ld bytes\n", file_size(path));
+    const char *pr = ffprobe(t, path);
+    rl_test_check(t, atoi(field(t, pr, "width")) == 512 && atoi(field(t, pr, "height")) == 512 &&
+                  atoi(field(t, pr, "nb_read_frames")) == 4 && strcmp(field(t, pr, "profile"), "High") == 0,
+                  "ffprobe: %sx%s, %s frames, profile %s", field(t, pr, "width"), field(t, pr, "height"),
+                  field(t, pr, "nb_read_frames"), field(t, pr, "profile"));
+}
+
 static void test_gif(rl_test *t, const char *arg)
 {
     const int W = 40, H = 30, N = 6;
@@ -532,6 +550,7 @@ int main(int argc, char **argv)
         { "odd/mp4", test_odd, "mp4" },
         { "odd/webm", test_odd, "webm" },
         { "scale/mp4", test_scale, "mp4" },
+        { "scale/512", test_scale512, NULL },
         { "gif", test_gif, NULL },
         { "png", test_png, NULL },
         { "errors", test_errors, NULL },
