@@ -28,9 +28,10 @@
 
 #include <string.h>
 
-// output pixels per tile that make sgemm efficient (measured on the 2-core box: below ~512
-// columns OpenBLAS spends a visible share of its time packing w again for every call)
-#define TILE_COLS 1024
+// output pixels (columns) per tile. Measured on the 2-core box (N*F = 32 images, 3x3, C = OC =
+// 64 at 8x8 and 16x16): 1024 columns ran at 1/1.7 of plain sgemm's GFLOP/s, 2048 at 1/1.5
+// (wider B panels per w packing); 4096 gained little more and doubles the scratch.
+#define TILE_COLS 2048
 
 // ---- geometry -----------------------------------------------------------------------------
 
@@ -86,6 +87,40 @@ static void valid_cols(int *ow0, int *ow1, int kw, const rl_conv_shape *s)
 
 // ---- im2col / col2im ----------------------------------------------------------------------
 
+// One im2col row (c, kh, kw) of one image when stride = 1 and Wo = W (the "same" 3x3 convs
+// that dominate the UNet): output pixel p = oh*W + ow reads x at p + shift, so the valid rows
+// are one contiguous copy; the entries that wrapped around a row edge are zeroed afterwards.
+// row (Ho*Wo), x_ic (H, W).
+static void im2col_row_s1(float *restrict row, const float *restrict x_ic, int kh, int kw,
+                          int ow0, int ow1, const rl_conv_shape *s)
+{
+    const int W = s->W, Ho = s->Ho;
+    const size_t P = (size_t)Ho * W;
+    // output rows whose input row oh - pad_t + kh lies in [0, H)
+    int oh0 = s->pad_t - kh > 0 ? s->pad_t - kh : 0;
+    int oh1 = s->H + s->pad_t - kh < Ho ? s->H + s->pad_t - kh : Ho;
+    if (oh1 <= oh0 || ow1 <= ow0) {
+        for (size_t p = 0; p < P; p++) row[p] = 0.0f;
+        return;
+    }
+    const ptrdiff_t shift = (ptrdiff_t)(kh - s->pad_t) * W + (kw - s->pad_l);
+    // [p0, p1): first valid pixel of the first valid row to the last of the last row; every
+    // x index p + shift in it lies inside the plane
+    const size_t p0 = (size_t)oh0 * W + ow0, p1 = (size_t)(oh1 - 1) * W + ow1;
+    for (size_t p = 0; p < p0; p++) row[p] = 0.0f;
+    const float *src = x_ic + ((ptrdiff_t)p0 + shift);   // x at pixel p0, inside the plane
+    for (size_t p = p0; p < p1; p++) row[p] = src[p - p0];
+    for (size_t p = p1; p < P; p++) row[p] = 0.0f;
+    // columns outside [ow0, ow1) of the valid rows read across a row edge: zero them
+    if (ow0 > 0 || ow1 < W) {
+        for (int oh = oh0; oh < oh1; oh++) {
+            float *r = row + (size_t)oh * W;
+            for (int ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
+            for (int ow = ow1; ow < W; ow++) r[ow] = 0.0f;
+        }
+    }
+}
+
 // col (C*KH*KW, ldc): column i*P + oh*Wo + ow of row (c*KH + kh)*KW + kw holds
 // x[i, c, oh*stride - pad_t + kh, ow*stride - pad_l + kw], or 0 in the padding.
 // x (nb, C, H, W).
@@ -106,17 +141,21 @@ static void im2col(float *restrict col, const float *restrict x, int nb, const r
                     float *row = col + ((size_t)(c * KH + kh) * KW + kw) * ldc + i * P;   // (P)
                     int ow0, ow1;
                     valid_cols(&ow0, &ow1, kw, s);
+                    if (st == 1 && Wo == W) {
+                        im2col_row_s1(row, x_ic, kh, kw, ow0, ow1, s);
+                        continue;
+                    }
                     for (int oh = 0; oh < Ho; oh++) {
                         float *r = row + (size_t)oh * Wo;   // (Wo)
                         const int ih = oh * st - s->pad_t + kh;
                         if (ih < 0 || ih >= H) {
-                            memset(r, 0, (size_t)Wo * sizeof(float));
+                            for (int ow = 0; ow < Wo; ow++) r[ow] = 0.0f;
                             continue;
                         }
                         const float *x_row = x_ic + (size_t)ih * W - s->pad_l + kw;   // at ow=0
                         for (int ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
                         if (st == 1) {
-                            memcpy(r + ow0, x_row + ow0, (size_t)(ow1 - ow0) * sizeof(float));
+                            for (int ow = ow0; ow < ow1; ow++) r[ow] = x_row[ow];
                         } else {
                             for (int ow = ow0; ow < ow1; ow++) r[ow] = x_row[(size_t)ow * st];
                         }
@@ -151,7 +190,11 @@ static void col2im(float *restrict dx, const float *restrict dcol, int nb, const
                         if (ih < 0 || ih >= H) continue;   // padding: no input to credit
                         const float *r = row + (size_t)oh * Wo;
                         float *dx_row = dx_ic + (size_t)ih * W - s->pad_l + kw;   // at ow=0
-                        for (int ow = ow0; ow < ow1; ow++) dx_row[(size_t)ow * st] += r[ow];
+                        if (st == 1) {
+                            for (int ow = ow0; ow < ow1; ow++) dx_row[ow] += r[ow];
+                        } else {
+                            for (int ow = ow0; ow < ow1; ow++) dx_row[(size_t)ow * st] += r[ow];
+                        }
                     }
                 }
             }
