@@ -17,17 +17,14 @@
 
 // ---- gemm -----------------------------------------------------------------------------
 
-/* BLAS runs single-threaded (rl_par_set_threads pins it to one thread) and reel splits the
- * output into blocks itself, so every output element is computed by one sgemm call whose
+/* BLAS runs single-threaded (every call is made inside an OpenMP parallel region) and reel
+ * splits the output into blocks itself, so every output element is computed by one sgemm call whose
  * shape depends only on the problem, never on the thread count: results are bitwise the
  * same for any number of threads. (OpenBLAS's own threading is not: with 1 and 2 threads
  * its sgemm takes different kernels and K splits from K ~ 360 up, measured on 0.3.21.)
  * The blocks: split the longer of M and N into at most 16 pieces, each a multiple of 16
  * rows/columns; re-packing the other operand per block costs about 1/(2 * block) of the
- * FLOPs. OpenBLAS is called from inside the parallel region; its OpenMP build runs a call
- * made inside a parallel region on the calling thread alone. */
-void openblas_set_num_threads(int num_threads);
-
+ * FLOPs. */
 #define GEMM_SPLIT 16
 #define GEMM_ALIGN 16
 #define GEMM_SERIAL_FLOPS (1 << 18)   // below this, one call on one thread
@@ -50,25 +47,22 @@ void rl_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
                 C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
         return;
     }
-    // pin BLAS to one thread even for callers that never went through rl_par_set_threads
-    // (an idempotent call, so the unsynchronised flag is harmless)
-    static int pinned = 0;
-    if (!pinned) {
-        openblas_set_num_threads(1);
-        pinned = 1;
-    }
     const int by_rows = M >= N;
     const int len = by_rows ? M : N;
     int blk = (len + GEMM_SPLIT - 1) / GEMM_SPLIT;
     blk = (blk + GEMM_ALIGN - 1) / GEMM_ALIGN * GEMM_ALIGN;
     const int nb = (len + blk - 1) / blk;
-    if (nb == 1 || 2.0 * M * N * K < GEMM_SERIAL_FLOPS) {
-        sgemm1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    // dynamic: the last block is short; which thread takes a block never changes its result
+    const int serial = nb == 1 || 2.0 * M * N * K < GEMM_SERIAL_FLOPS;
+    // Even a single block runs inside a parallel region: OpenBLAS's OpenMP build runs a call
+    // made inside an active region on the calling thread alone, and outside one it would
+    // use its own (thread-count dependent) split. dynamic: the last block is short; which
+    // thread takes a block never changes its result.
     #pragma omp parallel for schedule(dynamic, 1)
-    for (int b = 0; b < nb; b++) {
+    for (int b = 0; b < (serial ? 1 : nb); b++) {
+        if (serial) {
+            sgemm1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            continue;
+        }
         const int i0 = b * blk, n = i0 + blk <= len ? blk : len - i0;
         if (by_rows) {
             // rows i0..i0+n of C = rows of op(A) times op(B)

@@ -16,10 +16,12 @@ void rl_par_set_threads(int n)
     }
 #ifdef _OPENMP
     omp_set_num_threads(n);
-#endif
-    // BLAS stays single-threaded: rl_gemm splits the work itself, in blocks that do not
-    // depend on the thread count, so results are the same for any n (see ops_matmul.c)
+#else
+    // no OpenMP of our own: keep BLAS on one thread too, so results match the OpenMP build's
+    // (in the OpenMP build rl_gemm calls BLAS inside parallel regions, where OpenBLAS runs
+    // single-threaded; openblas_set_num_threads would also reset OpenMP's own count)
     openblas_set_num_threads(1);
+#endif
 }
 
 int rl_par_threads(void)
