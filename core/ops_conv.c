@@ -19,11 +19,12 @@
  * (and dout gathered the other way); a copy of OC*nb*P floats next to 2*C*KH*KW flops per
  * element. A 1x1 stride-1 unpadded conv with one image per tile uses x itself as col.
  *
- * Threading: BLAS runs its own OpenMP team and is never called inside one of ours. im2col,
- * col2im, scatter and gather are parallel over (image, channel) planes, each owned by one
- * thread; col2im sums a dx element's contributions in a fixed (kh, kw, oh, ow) order, and the
- * tiling depends on the shape only, never on the thread count, so results are bitwise equal
- * for any thread count (OpenBLAS splits sgemm over M and N, never over K). */
+ * Threading: rl_gemm (ops_matmul.c) parallelises each sgemm itself, with a result that does
+ * not depend on the thread count, and is always called here outside our parallel regions.
+ * im2col, col2im, scatter and gather are parallel over (image, channel) planes, each owned by
+ * one thread; col2im sums a dx element's contributions in a fixed (kh, kw, oh, ow) order, and
+ * the tiling depends on the shape only, never on the thread count, so results are bitwise
+ * equal for any thread count. dw is summed over tiles in order by sgemm's beta = 1. */
 #include "core/ops.h"
 
 #include <string.h>
