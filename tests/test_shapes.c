@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "tests/harness.h"
 #include "tools/shapes/analyze.h"
+#include "tools/shapes/eval.h"
 #include "tools/shapes/render.h"
 #include "tools/shapes/world.h"
 
@@ -156,7 +159,7 @@ static void test_render_area(rl_test *t, const char *arg)
             rl_shapes_attr a = { RL_BG_GRAY, RL_COLOR_RED, sh, sh ? RL_MOTION_SPINNING
                                                                    : RL_MOTION_GROWING };
             rl_shapes_spec s;
-            rl_err e;
+            rl_err e = { 0 };
             if (!RL_CHECK(t, rl_shapes_spec_from_attr(&s, &a, 5, &e) == RL_OK)) return;
             for (int f = 0; f < F; f += 3) {
                 float cx, cy, r, ang;
@@ -223,7 +226,7 @@ static void test_captions(rl_test *t, const char *arg)
                     const rl_shapes_attr x = { bg, c, sh, m };
                     if (!rl_shapes_attr_valid(&x)) continue;
                     rl_shapes_attr y;
-                    rl_err e;
+                    rl_err e = { 0 };
                     rl_shapes_caption(buf, sizeof buf, &x);
                     bad += rl_shapes_caption_parse(&y, buf, &e) != RL_OK || memcmp(&x, &y, sizeof x);
                     total++;
@@ -283,20 +286,25 @@ static void degrade(uint8_t *clip, const degradation *dg, uint64_t seed, float *
         for (int i = -rad; i <= rad; i++) sum += k[i + rad] = expf(-0.5f * i * i / (dg->blur * dg->blur));
         for (int i = 0; i <= 2 * rad; i++) k[i] /= sum;
         float *tmp = scratch + n;
-        for (int pass = 0; pass < 2; pass++) {
+        int idx[64][15];   // clamped neighbour of each coordinate (H = W = 64)
+        for (int x = 0; x < W; x++)
+            for (int j = -rad; j <= rad; j++)
+                idx[x][j + rad] = x + j < 0 ? 0 : x + j >= W ? W - 1 : x + j;
+        for (int pass = 0; pass < 2; pass++) {   // 0: along x, 1: along y
+            const size_t step = pass ? (size_t)W * 3 : 3;
             for (int f = 0; f < F; f++)
                 for (int y = 0; y < H; y++)
-                    for (int x = 0; x < W; x++)
-                        for (int ch = 0; ch < 3; ch++) {
-                            float acc = 0;
-                            for (int j = -rad; j <= rad; j++) {
-                                int xx = pass ? x : x + j, yy = pass ? y + j : y;
-                                xx = xx < 0 ? 0 : xx >= W ? W - 1 : xx;
-                                yy = yy < 0 ? 0 : yy >= H ? H - 1 : yy;
-                                acc += k[j + rad] * scratch[(((size_t)f * H + yy) * W + xx) * 3 + ch];
-                            }
-                            tmp[(((size_t)f * H + y) * W + x) * 3 + ch] = acc;
+                    for (int x = 0; x < W; x++) {
+                        const size_t o = (((size_t)f * H + y) * W + x) * 3;
+                        const size_t base = o - (pass ? (size_t)y : (size_t)x) * step;
+                        const int *id = idx[pass ? y : x];
+                        float acc[3] = { 0, 0, 0 };
+                        for (int j = 0; j <= 2 * rad; j++) {
+                            const float *q = scratch + base + (size_t)id[j] * step;
+                            acc[0] += k[j] * q[0]; acc[1] += k[j] * q[1]; acc[2] += k[j] * q[2];
                         }
+                        tmp[o] = acc[0]; tmp[o + 1] = acc[1]; tmp[o + 2] = acc[2];
+                    }
             memcpy(scratch, tmp, n * sizeof(float));
         }
     }
@@ -322,7 +330,7 @@ static void accuracy(rl_test *t, int n, const degradation *dg, double bar, const
         rl_shapes_render_u8(clip, &s, F, H, W);
         if (dg) degrade(clip, dg, 77 + (uint64_t)i, scratch);
         rl_shapes_analysis a;
-        rl_err e;
+        rl_err e = { 0 };
         if (rl_shapes_analyze(&a, clip, F, H, W, NULL, &e) != RL_OK) {
             rl_test_fail(t, "clip %d: %s", i, e.msg);
             return;
@@ -360,8 +368,8 @@ static void test_analyzer_degraded(rl_test *t, const char *arg)
     // a generated clip is blurrier, noisier and off in colour; these are well past what a VAE
     // round trip does to a clip (measured there: blur about 0.5 px, noise 2-3 levels)
     const degradation mild = { 0.7f, 4.0f, 8.0f }, hard = { 1.2f, 10.0f, 20.0f };
-    accuracy(t, 400, &mild, 0.95, "degraded (blur 0.7 px, noise 4, shift 8)");
-    accuracy(t, 400, &hard, 0.95, "degraded (blur 1.2 px, noise 10, shift 20)");
+    accuracy(t, 300, &mild, 0.95, "degraded (blur 0.7 px, noise 4, shift 8)");
+    accuracy(t, 300, &hard, 0.95, "degraded (blur 1.2 px, noise 10, shift 20)");
 }
 
 // Clips that must fail persistence: an empty clip, two shapes, a shape missing from frames.
@@ -370,7 +378,7 @@ static void test_analyzer_persistence(rl_test *t, const char *arg)
     uint8_t *clip = rl_test_alloc(t, CLIP_BYTES), *two = rl_test_alloc(t, CLIP_BYTES);
     uint8_t *mask = rl_test_alloc(t, (size_t)H * W);
     rl_shapes_analysis a;
-    rl_err e;
+    rl_err e = { 0 };
     rl_shapes_spec s1, s2;
     const rl_shapes_attr a1 = { RL_BG_WHITE, RL_COLOR_BLUE, RL_SHAPE_SQUARE, RL_MOTION_RIGHT };
     const rl_shapes_attr a2 = { RL_BG_WHITE, RL_COLOR_BLUE, RL_SHAPE_CIRCLE, RL_MOTION_DOWN };
@@ -415,6 +423,154 @@ static void test_analyzer_persistence(rl_test *t, const char *arg)
     RL_CHECK(t, rl_shapes_analyze(&a, clip, F, 4, W, NULL, &e) == RL_E_PARAM);
 }
 
+// ---- eval --------------------------------------------------------------------------------------
+
+// Ground truth scores 100% everywhere, flickers not at all, and its JSON parses and agrees.
+static void test_eval_truth(rl_test *t, const char *arg)
+{
+    rl_eval_opts o = rl_eval_default_opts();
+    o.n_in = o.n_heldout = 12;
+    rl_eval_source src = rl_eval_source_truth();
+    rl_eval_result res;
+    rl_err e = { 0 };
+    if (!rl_test_check(t, rl_eval_run(&res, &src, &o, &e) == RL_OK, "eval runs: %s",
+                       e.code ? e.msg : "ok"))
+        return;
+    int perfect = 1, heldout = 1;
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < RL_EVAL_N_ATTR; k++)
+            perfect &= res.right[s][k] == res.scored[s][k] && res.persistent[s] == res.total[s];
+    for (int i = 0; i < res.n_clips; i++)
+        heldout &= (rl_shapes_attr_heldout(&res.clips[i].want) != 0) == res.clips[i].set;
+    RL_CHECK(t, perfect && res.total[0] == 12 && res.total[1] == 12);
+    rl_test_check(t, heldout, "held-out prompts are exactly those holding a held-out pair");
+    rl_test_check(t, res.flicker == 0.0, "ground-truth flicker %.4f", res.flicker);
+    char p0[96], p1[96];
+    rl_shapes_attr w;
+    uint64_t seed;
+    rl_eval_prompt(0, 3, p0, &w, &seed);
+    rl_eval_prompt(0, 3, p1, &w, &seed);
+    rl_test_check(t, !strcmp(p0, res.clips[3].prompt) && !strcmp(p0, p1) && seed == 1003,
+                  "prompt set fixed: '%s' seed %llu", p0, (unsigned long long)seed);
+
+    char *json = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&json, &len);
+    rl_eval_print_json(f, &res);
+    fclose(f);
+    cJSON *root = cJSON_Parse(json);
+    RL_CHECK(t, root != NULL);
+    const cJSON *clips = cJSON_GetObjectItem(root, "clips");
+    const cJSON *rate = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(root, "adherence"), "held_out"), "shape"), "rate");
+    RL_CHECK(t, cJSON_GetArraySize(clips) == 24 && cJSON_IsNumber(rate) && rate->valuedouble == 1.0);
+    RL_CHECK(t, cJSON_IsNull(cJSON_GetObjectItem(root, "guidance")));
+    cJSON_Delete(root);
+    free(json);
+    rl_eval_result_free(&res);
+    rl_eval_result_free(&res);   // idempotent
+}
+
+// A source that adds +a, -a, +a, ... to every pixel: all of it at the Nyquist frequency, so the
+// flicker (RMS of frequencies >= F/4) is a exactly. A ramp of r levels per frame is periodic to
+// the DFT (a sawtooth): |X_k| = r F / (2 sin(pi k / F)), so its high band holds
+// r/2 sqrt(sum_{k=F/4}^{3F/4} 1 / sin^2(pi k / F)) = 1.7547 r for F = 16: drifts count as well.
+typedef struct { float a, ramp; } flicker_src;
+
+static rl_status flicker_gen(void *user, const rl_eval_req *req, uint8_t *frames, rl_err *err)
+{
+    const flicker_src *fs = user;
+    rl_eval_source truth = rl_eval_source_truth();
+    rl_status rc = truth.gen(NULL, req, frames, err);
+    const size_t fb = (size_t)req->H * req->W * 3;
+    for (int f = 0; f < req->F; f++)
+        for (size_t i = 0; i < fb; i++) {
+            const float v = frames[f * fb + i] + (f % 2 ? -fs->a : fs->a) + fs->ramp * f;
+            frames[f * fb + i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v));
+        }
+    return rc;
+}
+
+static void test_eval_flicker(rl_test *t, const char *arg)
+{
+    rl_eval_opts o = rl_eval_default_opts();
+    o.n_in = o.n_heldout = 4;
+    flicker_src fs = { 3.0f, 0.0f };
+    rl_eval_source src = { .name = "flicker", .gen = flicker_gen, .user = &fs, .na_reason = "test" };
+    rl_eval_result res;
+    rl_err e = { 0 };
+    if (!rl_test_check(t, rl_eval_run(&res, &src, &o, &e) == RL_OK, "eval runs: %s",
+                       e.code ? e.msg : "ok"))
+        return;
+    // exact in float: integer samples, power-of-two FFT of a +-3 square wave
+    rl_test_check(t, fabs(res.flicker - 3.0) < 1e-4, "alternating +-3: flicker %.5f (want 3)",
+                  res.flicker);
+    rl_eval_result_free(&res);
+    fs = (flicker_src){ 0.0f, 1.0f };   // 0 .. 15 levels over the clip (whole levels: exact)
+    if (!RL_CHECK(t, rl_eval_run(&res, &src, &o, &e) == RL_OK)) return;
+    double want = 0;
+    for (int k = F / 4; k <= 3 * F / 4; k++) want += 1.0 / (sin(M_PI * k / F) * sin(M_PI * k / F));
+    want = 0.5 * sqrt(want);
+    // float sums of about 3000 series of 16 terms: 1e-4 relative is ample
+    rl_test_check(t, fabs(res.flicker - want) < 1e-4 * want, "ramp of 1 level a frame: flicker "
+                  "%.5f (want %.5f)", res.flicker, want);
+    rl_eval_result_free(&res);
+}
+
+// A fake model: ignores guidance and negative prompts, travels by switching colour half-way.
+static rl_status fake_model_gen(void *user, const rl_eval_req *req, uint8_t *frames, rl_err *err)
+{
+    rl_shapes_attr a, b;
+    rl_shapes_spec s;
+    rl_status rc = rl_shapes_caption_parse(&a, req->prompt, err);
+    if (rc == RL_OK) rc = rl_shapes_spec_from_attr(&s, &a, req->seed, err);
+    if (rc != RL_OK) return rc;
+    rl_shapes_render_u8(frames, &s, req->F, req->H, req->W);
+    if (req->travel_to) {
+        if ((rc = rl_shapes_caption_parse(&b, req->travel_to, err)) != RL_OK) return rc;
+        uint8_t *tmp = malloc((size_t)req->F * req->H * req->W * 3);
+        if (!tmp) return rl_errf(err, RL_E_NOMEM, "fake model");
+        s.a.color = b.color;
+        rl_shapes_render_u8(tmp, &s, req->F, req->H, req->W);
+        const size_t half = (size_t)(req->F / 2) * req->H * req->W * 3;
+        memcpy(frames + half, tmp + half, (size_t)req->F * req->H * req->W * 3 - half);
+        free(tmp);
+    }
+    return RL_OK;
+}
+
+static void test_eval_model_rows(rl_test *t, const char *arg)
+{
+    rl_eval_opts o = rl_eval_default_opts();
+    o.n_in = o.n_heldout = 8;
+    o.n_guidance = 8;
+    o.n_negative = 16;
+    o.n_travel = 8;
+    rl_eval_source src = { .name = "fake", .gen = fake_model_gen, .model = 1 };
+    rl_eval_result res;
+    rl_err e = { 0 };
+    if (!rl_test_check(t, rl_eval_run(&res, &src, &o, &e) == RL_OK, "eval runs: %s",
+                       e.code ? e.msg : "ok"))
+        return;
+    RL_CHECK(t, res.guid_right_one == 8 && res.guid_right_default == 8);
+    rl_test_check(t, res.neg_x_with == res.neg_x_without, "negative ignored: X %d with, %d without",
+                  res.neg_x_with, res.neg_x_without);
+    RL_CHECK(t, res.travel_start_a == 8 && res.travel_end_b == 8);
+    rl_test_check(t, fabs(res.travel_t[0]) < 0.05 && fabs(res.travel_t[F - 1] - 1) < 0.05,
+                  "travel t from %.3f to %.3f", res.travel_t[0], res.travel_t[F - 1]);
+    char *txt = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&txt, &len);
+    rl_eval_print_table(f, &res);
+    fclose(f);
+    RL_CHECK(t, strstr(txt, "guidance effect") && !strstr(txt, "n/a"));
+    free(txt);
+    rl_eval_result_free(&res);
+
+    o.n_guidance = 9;   // more than the in-distribution prompts
+    RL_CHECK(t, rl_eval_run(&res, &src, &o, &e) == RL_E_PARAM && e.msg[0]);
+}
+
 int main(int argc, char **argv)
 {
     return rl_test_run(argc, argv, (rl_test_case[]){
@@ -426,6 +582,9 @@ int main(int argc, char **argv)
         { "analyzer_clean", test_analyzer_clean, NULL },
         { "analyzer_degraded", test_analyzer_degraded, NULL },
         { "analyzer_persistence", test_analyzer_persistence, NULL },
+        { "eval_truth", test_eval_truth, NULL },
+        { "eval_flicker", test_eval_flicker, NULL },
+        { "eval_model_rows", test_eval_model_rows, NULL },
         { 0 },
     });
 }

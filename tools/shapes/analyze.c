@@ -181,9 +181,9 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
     }
 
     // -- distance from the measured background; the clip's peak distance
-    float peak;
+    float peak, fpeak[RL_SHAPES_MAX_FRAMES];
     {
-        float fpeak[RL_SHAPES_MAX_FRAMES];
+        float sorted[RL_SHAPES_MAX_FRAMES];
         for (int f = 0; f < F; f++) {
             float top[PEAK_RANK] = { 0 };   // descending
             for (size_t i = 0; i < S; i++) {
@@ -199,20 +199,27 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
             }
             fpeak[f] = top[PEAK_RANK - 1];
         }
-        qsort(fpeak, (size_t)F, sizeof(float), cmp_float);
-        peak = fpeak[F / 2];
+        memcpy(sorted, fpeak, sizeof(float) * F);
+        qsort(sorted, (size_t)F, sizeof(float), cmp_float);
+        peak = sorted[F / 2];
     }
     if (peak < MIN_PEAK) {          // nothing but background: no object, no verdicts
         out->bad_frames = F;
         if (bg_mask) memset(bg_mask, 1, S);
         goto done;
     }
-    const float thr = fmaxf(MASK_MIN, MASK_FRAC * peak), core = CORE_FRAC * peak;
 
-    // -- per frame: components, the object, core colour
+    // -- per frame: components, the object, core colour. Thresholds follow each frame's own
+    // peak, so a clip whose colour changes (prompt travel) keeps its object in every frame.
     double fg_sum[3] = { 0 }, fg_n = 0;
     for (int f = 0; f < F; f++) {
         const float *d_f = dist + (size_t)f * S;
+        const float thr = fmaxf(MASK_MIN, MASK_FRAC * fpeak[f]), core = CORE_FRAC * fpeak[f];
+        for (int ch = 0; ch < 3; ch++) out->frame_rgb[f][ch] = NAN;   // until measured
+        if (fpeak[f] < MIN_PEAK) {   // nothing in this frame
+            out->bad_frames++;
+            continue;
+        }
         for (size_t i = 0; i < S; i++) tmp[i] = d_f[i] > thr;
         const int n = components(lab, area, stack, tmp, H, W);
         int best = 0;
@@ -237,7 +244,7 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
         }
         for (int ch = 0; ch < 3; ch++) {
             fg_sum[ch] += s[ch];
-            out->frame_rgb[f][ch] = k > 0 ? (float)(s[ch] / k) : NAN;
+            if (k > 0) out->frame_rgb[f][ch] = (float)(s[ch] / k);
         }
         fg_n += k;
     }

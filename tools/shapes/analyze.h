@@ -3,12 +3,12 @@
  *
  * Method (all of it deliberately simple, and tolerant of blur, noise and colour shifts):
  *   background  per-channel median of the 2-px frame border over all frames, nearest of the 3;
- *   object      pixels far from that measured background (threshold 0.4 x the clip's peak
- *               distance, at least 25 levels), 8-connected components per frame; the object is
- *               the largest one;
+ *   object      pixels far from that measured background (threshold 0.4 x the frame's peak
+ *               distance, its 6th largest, and at least 25 levels; a frame peaking under 30
+ *               shows nothing), 8-connected components per frame; the object is the largest;
  *   persistence exactly one component per frame (components under 10% of the largest, or under
  *               3 px, are specks and ignored) and an object of at least 4 px in every frame;
- *   colour      mean of the object's core pixels (at least 0.7 x the peak distance) over the
+ *   colour      mean of the object's core pixels (at least 0.7 x the frame's peak) over the
  *               clip; the nearest palette entry, where a palette colour may also be diluted
  *               towards the background by up to half (blur and anti-aliasing do that);
  *   shape       soft coverage alpha (projection onto background -> object colour) over the

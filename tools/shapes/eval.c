@@ -1,0 +1,558 @@
+/* tools/shapes/eval.c - the shapes-world evaluation: prompt set, scoring, flicker (FFTW),
+ * model rows, text/JSON table and the HTML report. See eval.h. */
+#include "tools/shapes/eval.h"
+
+#include <errno.h>
+#include <fftw3.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "io/atomic.h"
+#include "io/video.h"
+#include "tools/shapes/render.h"
+
+static const char *const attr_name[RL_EVAL_N_ATTR] = {
+    "background", "colour", "shape", "motion", "all attributes",
+};
+static const char *const set_name[2] = { "in-distribution", "held-out pairs" };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ---- the ground-truth source -----------------------------------------------------------------
+
+static rl_status truth_gen(void *user, const rl_eval_req *req, uint8_t *frames, rl_err *err)
+{
+    rl_shapes_attr a;
+    rl_shapes_spec s;
+    rl_status rc = rl_shapes_caption_parse(&a, req->prompt, err);
+    if (rc == RL_OK) rc = rl_shapes_spec_from_attr(&s, &a, req->seed, err);
+    if (rc != RL_OK) return rc;
+    rl_shapes_render_u8(frames, &s, req->F, req->H, req->W);
+    return RL_OK;
+}
+
+rl_eval_source rl_eval_source_truth(void)
+{
+    return (rl_eval_source){
+        .name = "ground truth (the prompts rendered: the ceiling)",
+        .gen = truth_gen,
+        .model = 0,
+        .na_reason = "ground-truth renders have no guidance, negative prompt or travel",
+    };
+}
+
+// ---- the prompt set -------------------------------------------------------------------------
+
+rl_eval_opts rl_eval_default_opts(void)
+{
+    return (rl_eval_opts){ .F = RL_SHAPES_FRAMES, .H = 64, .W = 64, .n_in = 48, .n_heldout = 48,
+                           .n_guidance = 16, .n_negative = 16, .n_travel = 8 };
+}
+
+void rl_eval_prompt(int set, int i, char prompt[96], rl_shapes_attr *want, uint64_t *seed)
+{
+    rl_shapes_spec s;
+    rl_shapes_sample(&s, RL_EVAL_PROMPT_SEED, (uint64_t)i, set ? RL_SHAPES_HELDOUT : RL_SHAPES_TRAIN);
+    rl_shapes_spec_caption(prompt, 96, &s);
+    *want = s.a;
+    if (!s.bg_said) want->bg = -1;
+    *seed = (uint64_t)(set ? 2000 : 1000) + (uint64_t)i;
+}
+
+// ---- measurements ---------------------------------------------------------------------------
+
+// RMS (levels) of the temporal frequencies k >= F/4 over the pixels marked in bg_mask (H, W).
+static rl_status flicker(float *out, const uint8_t *frames, const uint8_t *bg_mask, int F, int H,
+                         int W, rl_err *err)
+{
+    const size_t S = (size_t)H * W;
+    size_t n = 0;
+    for (size_t i = 0; i < S; i++) n += bg_mask[i];
+    *out = 0.0f;
+    const int K = F / 2 + 1, kmin = (F + 3) / 4 > 1 ? (F + 3) / 4 : 1;
+    if (F < 4 || n == 0) return RL_OK;
+    const int nser = (int)(n * 3);
+    float *in = fftwf_malloc(sizeof(float) * (size_t)nser * F);        // (nser, F)
+    fftwf_complex *spec = fftwf_malloc(sizeof(fftwf_complex) * (size_t)nser * K);   // (nser, K)
+    if (!in || !spec) {
+        fftwf_free(in);
+        fftwf_free(spec);
+        return rl_errf(err, RL_E_NOMEM, "eval: no memory for the flicker spectrum");
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < S; i++) {
+        if (!bg_mask[i]) continue;
+        for (int ch = 0; ch < 3; ch++, j++)
+            for (int f = 0; f < F; f++) in[j * F + f] = frames[((size_t)f * S + i) * 3 + ch];
+    }
+    fftwf_plan p = fftwf_plan_many_dft_r2c(1, &F, nser, in, NULL, 1, F, spec, NULL, 1, K,
+                                           FFTW_ESTIMATE);
+    if (!p) {
+        fftwf_free(in);
+        fftwf_free(spec);
+        return rl_errf(err, RL_E_INTERNAL, "eval: FFTW refused a %d-point r2c plan", F);
+    }
+    fftwf_execute(p);
+    // Parseval: mean square of a band = sum over its bins of the full spectrum |X_k|^2 / F^2;
+    // r2c holds each bin 0 < k < F/2 once for two (k and F - k)
+    double e = 0;
+    for (int s = 0; s < nser; s++)
+        for (int k = kmin; k < K; k++) {
+            const double re = spec[(size_t)s * K + k][0], im = spec[(size_t)s * K + k][1];
+            e += (k == 0 || 2 * k == F ? 1.0 : 2.0) * (re * re + im * im);
+        }
+    *out = (float)sqrt(e / ((double)F * F * nser));
+    fftwf_destroy_plan(p);
+    fftwf_free(in);
+    fftwf_free(spec);
+    return RL_OK;
+}
+
+// hits for what was asked against what the analyzer saw
+static void score(rl_eval_clip *c)
+{
+    const rl_shapes_attr *w = &c->want, *g = &c->got.a;
+    c->hit[RL_EVAL_BG] = w->bg < 0 ? -1 : g->bg == w->bg;
+    c->hit[RL_EVAL_COLOR] = w->color < 0 ? -1 : g->color == w->color;
+    c->hit[RL_EVAL_SHAPE] = g->shape == w->shape;
+    c->hit[RL_EVAL_MOTION] = g->motion == w->motion;
+    int all = 1;
+    for (int k = 0; k < RL_EVAL_ALL; k++) all &= c->hit[k] != 0;
+    c->hit[RL_EVAL_ALL] = all;
+}
+
+typedef struct {
+    const rl_eval_source *src;
+    const rl_eval_opts *o;
+    uint8_t *frames;        // (F, H, W, 3) scratch
+    uint8_t *mask;          // (H, W) scratch
+    int done, total;        // progress
+} runner;
+
+// makes and analyses one clip
+static rl_status one(runner *r, const rl_eval_req *req, rl_shapes_analysis *got, double *sec,
+                     rl_err *err)
+{
+    const double t0 = now();
+    rl_status rc = r->src->gen(r->src->user, req, r->frames, err);
+    if (rc != RL_OK) return rl_err_prefix(err, "eval: prompt '%s' (seed %llu)", req->prompt,
+                                          (unsigned long long)req->seed);
+    if (sec) *sec = now() - t0;
+    rc = rl_shapes_analyze(got, r->frames, req->F, req->H, req->W, r->mask, err);
+    if (r->o->progress) r->o->progress(r->o->progress_user, ++r->done, r->total);
+    return rc;
+}
+
+// ---- the run --------------------------------------------------------------------------------
+
+void rl_eval_result_free(rl_eval_result *res)
+{
+    if (res->clips)
+        for (int i = 0; i < res->n_clips; i++) free(res->clips[i].frames);
+    free(res->clips);
+    *res = (rl_eval_result){ 0 };
+}
+
+rl_status rl_eval_run(rl_eval_result *res, const rl_eval_source *src, const rl_eval_opts *o,
+                      rl_err *err)
+{
+    *res = (rl_eval_result){ 0 };
+    if (o->F < 1 || o->F > RL_SHAPES_MAX_FRAMES || o->H < 8 || o->W < 8 || o->H > 4096 ||
+        o->W > 4096 || o->n_in < 0 || o->n_heldout < 0 || o->n_in > RL_EVAL_MAX_SET ||
+        o->n_heldout > RL_EVAL_MAX_SET || o->n_in + o->n_heldout == 0 || o->n_guidance < 0 ||
+        (src->model && o->n_guidance > o->n_in) || o->n_negative < 0 || o->n_travel < 0 ||
+        o->n_negative > RL_EVAL_MAX_SET || o->n_travel > RL_EVAL_MAX_SET)
+        return rl_errf(err, RL_E_PARAM, "eval: %d frames of %d x %d, %d + %d prompts (guidance %d, "
+                       "negative %d, travel %d): expected 1..%d frames of 8..4096 px, 0..%d prompts "
+                       "per set (at least one), guidance prompts <= in-distribution prompts (for a model)",
+                       o->F, o->H, o->W, o->n_in, o->n_heldout, o->n_guidance, o->n_negative,
+                       o->n_travel, RL_SHAPES_MAX_FRAMES, RL_EVAL_MAX_SET);
+    const size_t clip_bytes = (size_t)o->F * o->H * o->W * 3;
+    runner r = { .src = src, .o = o };
+    rl_status rc = RL_OK;
+    r.frames = malloc(clip_bytes);
+    r.mask = malloc((size_t)o->H * o->W);
+    res->n_clips = o->n_in + o->n_heldout;
+    res->clips = calloc((size_t)res->n_clips, sizeof *res->clips);
+    if (!r.frames || !r.mask || !res->clips) {
+        rc = rl_errf(err, RL_E_NOMEM, "eval: no memory for %d clips", res->n_clips);
+        goto fail;
+    }
+    snprintf(res->source, sizeof res->source, "%s", src->name);
+    res->F = o->F; res->H = o->H; res->W = o->W;
+    res->model = src->model;
+    snprintf(res->na_reason, sizeof res->na_reason, "%s", src->model ? "" : src->na_reason);
+    r.total = res->n_clips + (src->model ? o->n_guidance + 2 * o->n_negative + o->n_travel : 0);
+
+    // -- adherence, persistence, flicker, time
+    double flick = 0, secs = 0;
+    for (int i = 0; i < res->n_clips; i++) {
+        rl_eval_clip *c = &res->clips[i];
+        c->set = i >= o->n_in;
+        rl_eval_prompt(c->set, c->set ? i - o->n_in : i, c->prompt, &c->want, &c->seed);
+        const rl_eval_req req = { .prompt = c->prompt, .seed = c->seed, .F = o->F, .H = o->H,
+                                  .W = o->W };
+        if ((rc = one(&r, &req, &c->got, &c->seconds, err)) != RL_OK) goto fail;
+        if ((rc = flicker(&c->flicker, r.frames, r.mask, o->F, o->H, o->W, err)) != RL_OK)
+            goto fail;
+        score(c);
+        for (int k = 0; k < RL_EVAL_N_ATTR; k++) {
+            if (c->hit[k] < 0) continue;
+            res->scored[c->set][k]++;
+            res->right[c->set][k] += c->hit[k];
+        }
+        res->persistent[c->set] += c->got.persistent;
+        res->total[c->set]++;
+        flick += c->flicker;
+        secs += c->seconds;
+        if (o->keep_frames) {
+            if (!(c->frames = malloc(clip_bytes))) {
+                rc = rl_errf(err, RL_E_NOMEM, "eval: no memory to keep clip %d", i);
+                goto fail;
+            }
+            memcpy(c->frames, r.frames, clip_bytes);
+        }
+    }
+    res->flicker = flick / res->n_clips;
+    res->sec_per_clip = secs / res->n_clips;
+    if (!src->model) goto done;
+
+    // -- guidance: the first prompts again at guidance 1
+    rl_shapes_analysis got;
+    res->n_guidance = o->n_guidance;
+    for (int i = 0; i < o->n_guidance; i++) {
+        rl_eval_clip c = res->clips[i];
+        const rl_eval_req req = { .prompt = c.prompt, .seed = c.seed, .guidance = 1.0f,
+                                  .F = o->F, .H = o->H, .W = o->W };
+        if ((rc = one(&r, &req, &c.got, NULL, err)) != RL_OK) goto fail;
+        score(&c);
+        res->guid_right_default += res->clips[i].hit[RL_EVAL_ALL];
+        res->guid_right_one += c.hit[RL_EVAL_ALL];
+    }
+
+    // -- negative prompts: colour-free prompts, colour X negated or not
+    res->n_negative = o->n_negative;
+    for (int i = 0; i < o->n_negative; i++) {
+        rl_shapes_spec s;
+        rl_shapes_sample(&s, RL_EVAL_PROMPT_SEED ^ 0x6e6567ull, (uint64_t)i, RL_SHAPES_TRAIN);
+        rl_shapes_attr a = s.a;
+        const int x = i % RL_N_COLOR;
+        char prompt[96], neg[96];
+        a.color = -1;
+        rl_shapes_caption(prompt, sizeof prompt, &a);
+        a.color = x;
+        rl_shapes_caption(neg, sizeof neg, &a);
+        rl_eval_req req = { .prompt = prompt, .seed = 3000 + (uint64_t)i, .F = o->F, .H = o->H,
+                            .W = o->W };
+        if ((rc = one(&r, &req, &got, NULL, err)) != RL_OK) goto fail;
+        res->neg_x_without += got.a.color == x;
+        req.negative = neg;
+        if ((rc = one(&r, &req, &got, NULL, err)) != RL_OK) goto fail;
+        res->neg_x_with += got.a.color == x;
+    }
+
+    // -- prompt travel: colour A -> B
+    res->n_travel = o->n_travel;
+    for (int i = 0; i < o->n_travel; i++) {
+        rl_shapes_spec s;
+        rl_shapes_sample(&s, RL_EVAL_PROMPT_SEED ^ 0x74726176ull, (uint64_t)i, RL_SHAPES_ANY);
+        rl_shapes_attr a = s.a;
+        const int ca = i % RL_N_COLOR, cb = (i + 3) % RL_N_COLOR;
+        char pa[96], pb[96];
+        a.color = ca;
+        rl_shapes_caption(pa, sizeof pa, &a);
+        a.color = cb;
+        rl_shapes_caption(pb, sizeof pb, &a);
+        const rl_eval_req req = { .prompt = pa, .travel_to = pb, .seed = 4000 + (uint64_t)i,
+                                  .F = o->F, .H = o->H, .W = o->W };
+        if ((rc = one(&r, &req, &got, NULL, err)) != RL_OK) goto fail;
+        float A[3], B[3], e2 = 0;
+        for (int ch = 0; ch < 3; ch++) {
+            A[ch] = rl_shapes_color_rgb[ca][ch];
+            B[ch] = rl_shapes_color_rgb[cb][ch];
+            e2 += (B[ch] - A[ch]) * (B[ch] - A[ch]);
+        }
+        for (int f = 0; f < o->F; f++) {
+            float t = 0;
+            for (int ch = 0; ch < 3; ch++) t += (got.frame_rgb[f][ch] - A[ch]) * (B[ch] - A[ch]);
+            res->travel_t[f] += t / e2 / o->n_travel;
+        }
+        res->travel_start_a += rl_shapes_nearest_color(got.frame_rgb[0], got.bg_rgb, NULL) == ca;
+        res->travel_end_b += rl_shapes_nearest_color(got.frame_rgb[o->F - 1], got.bg_rgb, NULL) == cb;
+    }
+
+done:
+    free(r.frames);
+    free(r.mask);
+    return RL_OK;
+fail:
+    free(r.frames);
+    free(r.mask);
+    rl_eval_result_free(res);
+    return rc;
+}
+
+// ---- text and JSON --------------------------------------------------------------------------
+
+static double pct(int a, int n)
+{
+    return n ? 100.0 * a / n : 0.0;
+}
+
+void rl_eval_print_table(FILE *f, const rl_eval_result *res)
+{
+    fprintf(f, "source: %s\nclips: %d (%d in-distribution, %d with a held-out pair), %d frames "
+            "of %dx%d\n\n", res->source, res->n_clips, res->total[0], res->total[1], res->F,
+            res->H, res->W);
+    fprintf(f, "%-34s %-20s %-20s\n", "adherence", set_name[0], set_name[1]);
+    for (int k = 0; k < RL_EVAL_N_ATTR; k++) {
+        fprintf(f, "  %-32s", k == RL_EVAL_BG ? "background (when stated)" : attr_name[k]);
+        for (int s = 0; s < 2; s++) {
+            char cell[32];
+            if (res->scored[s][k])
+                snprintf(cell, sizeof cell, "%6.1f%% (%d/%d)", pct(res->right[s][k], res->scored[s][k]),
+                         res->right[s][k], res->scored[s][k]);
+            else
+                snprintf(cell, sizeof cell, "     -");
+            fprintf(f, " %-20s", cell);
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "  %-32s", "persistence (one object)");
+    for (int s = 0; s < 2; s++) {
+        char cell[32];
+        snprintf(cell, sizeof cell, "%6.1f%% (%d/%d)", pct(res->persistent[s], res->total[s]),
+                 res->persistent[s], res->total[s]);
+        fprintf(f, " %-20s", cell);
+    }
+    fprintf(f, "\n\n%-34s %.3f levels RMS (temporal frequencies >= F/4, background pixels)\n",
+            "background flicker", res->flicker);
+    if (!res->model) {
+        fprintf(f, "%-34s n/a: %s\n", "guidance effect", res->na_reason);
+        fprintf(f, "%-34s n/a: %s\n", "negative-prompt effect", res->na_reason);
+        fprintf(f, "%-34s n/a: %s\n", "prompt travel colour", res->na_reason);
+    } else {
+        fprintf(f, "%-34s all attributes %.1f%% at guidance 1 vs %.1f%% at the default (%d "
+                "prompts)\n", "guidance effect", pct(res->guid_right_one, res->n_guidance),
+                pct(res->guid_right_default, res->n_guidance), res->n_guidance);
+        fprintf(f, "%-34s clips showing colour X: %.1f%% with X as negative prompt vs %.1f%% "
+                "without (%d prompts)\n", "negative-prompt effect",
+                pct(res->neg_x_with, res->n_negative), pct(res->neg_x_without, res->n_negative),
+                res->n_negative);
+        fprintf(f, "%-34s start at A %.1f%%, end at B %.1f%% (%d prompts); t per frame:",
+                "prompt travel colour A -> B", pct(res->travel_start_a, res->n_travel),
+                pct(res->travel_end_b, res->n_travel), res->n_travel);
+        for (int i = 0; i < res->F && res->n_travel; i++) fprintf(f, " %.2f", res->travel_t[i]);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "%-34s %.4f\n", "seconds per clip", res->sec_per_clip);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        const unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void json_attr(FILE *f, const rl_shapes_attr *a)
+{
+    fprintf(f, "{\"background\": ");
+    if (a->bg >= 0) json_str(f, rl_shapes_bg_name[a->bg]); else fprintf(f, "null");
+    fprintf(f, ", \"colour\": ");
+    if (a->color >= 0) json_str(f, rl_shapes_color_name[a->color]); else fprintf(f, "null");
+    fprintf(f, ", \"shape\": ");
+    if (a->shape >= 0) json_str(f, rl_shapes_shape_name[a->shape]); else fprintf(f, "null");
+    fprintf(f, ", \"motion\": ");
+    if (a->motion >= 0) json_str(f, rl_shapes_motion_name[a->motion]); else fprintf(f, "null");
+    fprintf(f, "}");
+}
+
+void rl_eval_print_json(FILE *f, const rl_eval_result *res)
+{
+    static const char *const key[RL_EVAL_N_ATTR] = { "background", "colour", "shape", "motion",
+                                                     "all" };
+    static const char *const set_key[2] = { "in_distribution", "held_out" };
+    fprintf(f, "{\n  \"source\": ");
+    json_str(f, res->source);
+    fprintf(f, ",\n  \"frames\": %d, \"height\": %d, \"width\": %d,\n  \"adherence\": {", res->F,
+            res->H, res->W);
+    for (int s = 0; s < 2; s++) {
+        fprintf(f, "%s\n    \"%s\": {", s ? "," : "", set_key[s]);
+        for (int k = 0; k < RL_EVAL_N_ATTR; k++) {
+            fprintf(f, "%s\"%s\": {\"rate\": ", k ? ", " : "", key[k]);
+            if (res->scored[s][k]) fprintf(f, "%.6f", (double)res->right[s][k] / res->scored[s][k]);
+            else fprintf(f, "null");
+            fprintf(f, ", \"n\": %d}", res->scored[s][k]);
+        }
+        fprintf(f, ", \"persistence\": {\"rate\": %.6f, \"n\": %d}}",
+                res->total[s] ? (double)res->persistent[s] / res->total[s] : 0.0, res->total[s]);
+    }
+    fprintf(f, "\n  },\n  \"background_flicker\": %.6f,\n  \"seconds_per_clip\": %.6f,\n",
+            res->flicker, res->sec_per_clip);
+    if (!res->model) {
+        fprintf(f, "  \"guidance\": null, \"negative\": null, \"travel\": null, \"na_reason\": ");
+        json_str(f, res->na_reason);
+        fprintf(f, ",\n");
+    } else {
+        fprintf(f, "  \"guidance\": {\"n\": %d, \"all_at_1\": %.6f, \"all_at_default\": %.6f},\n",
+                res->n_guidance, res->n_guidance ? (double)res->guid_right_one / res->n_guidance : 0,
+                res->n_guidance ? (double)res->guid_right_default / res->n_guidance : 0);
+        fprintf(f, "  \"negative\": {\"n\": %d, \"x_without\": %.6f, \"x_with\": %.6f},\n",
+                res->n_negative,
+                res->n_negative ? (double)res->neg_x_without / res->n_negative : 0,
+                res->n_negative ? (double)res->neg_x_with / res->n_negative : 0);
+        fprintf(f, "  \"travel\": {\"n\": %d, \"start_a\": %.6f, \"end_b\": %.6f, \"t\": [",
+                res->n_travel, res->n_travel ? (double)res->travel_start_a / res->n_travel : 0,
+                res->n_travel ? (double)res->travel_end_b / res->n_travel : 0);
+        for (int i = 0; i < res->F; i++) fprintf(f, "%s%.4f", i ? ", " : "", res->travel_t[i]);
+        fprintf(f, "]},\n");
+    }
+    fprintf(f, "  \"clips\": [");
+    for (int i = 0; i < res->n_clips; i++) {
+        const rl_eval_clip *c = &res->clips[i];
+        fprintf(f, "%s\n    {\"prompt\": ", i ? "," : "");
+        json_str(f, c->prompt);
+        fprintf(f, ", \"seed\": %llu, \"set\": \"%s\", \"want\": ", (unsigned long long)c->seed,
+                set_key[c->set]);
+        json_attr(f, &c->want);
+        fprintf(f, ", \"got\": ");
+        json_attr(f, &c->got.a);
+        fprintf(f, ", \"persistent\": %s, \"flicker\": %.4f, \"seconds\": %.6f}",
+                c->got.persistent ? "true" : "false", c->flicker, c->seconds);
+    }
+    fprintf(f, "\n  ]\n}\n");
+}
+
+// ---- the HTML report ------------------------------------------------------------------------
+
+static void html_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static rl_status make_dir(const char *path, rl_err *err)
+{
+    if (mkdir(path, 0777) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return RL_OK;
+    }
+    return rl_errf(err, RL_E_IO, "%s: cannot create the report folder: %s", path,
+                   errno == EEXIST ? "a file of that name exists" : strerror(errno));
+}
+
+static const char *verdict_word(int attr, const rl_shapes_attr *a)
+{
+    const int v = attr == RL_EVAL_BG ? a->bg : attr == RL_EVAL_COLOR ? a->color
+                : attr == RL_EVAL_SHAPE ? a->shape : a->motion;
+    if (v < 0) return "none";
+    return attr == RL_EVAL_BG ? rl_shapes_bg_name[v] : attr == RL_EVAL_COLOR ? rl_shapes_color_name[v]
+         : attr == RL_EVAL_SHAPE ? rl_shapes_shape_name[v] : rl_shapes_motion_name[v];
+}
+
+rl_status rl_eval_write_report(const char *dir, const rl_eval_result *res, rl_err *err)
+{
+    char path[4096];
+    rl_status rc = make_dir(dir, err);
+    if (rc != RL_OK) return rc;
+    snprintf(path, sizeof path, "%s/clips", dir);
+    if ((rc = make_dir(path, err)) != RL_OK) return rc;
+
+    char *html = NULL;
+    size_t html_len = 0;
+    FILE *f = open_memstream(&html, &html_len);
+    if (!f) return rl_errf(err, RL_E_NOMEM, "eval report: no memory for the page");
+    fprintf(f, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>reel eval</title>\n"
+            "<style>body{font-family:sans-serif;background:#fafafa;margin:1.5em}"
+            "pre{background:#fff;border:1px solid #ccc;padding:1em;font-size:13px}"
+            ".clips{display:flex;flex-wrap:wrap;gap:10px}"
+            ".clip{background:#fff;border:2px solid #ccc;padding:6px;width:256px;font-size:12px}"
+            ".clip.miss{border-color:#d22;background:#fff0f0}.bad{color:#d22;font-weight:bold}"
+            "video,img{width:256px;height:256px;image-rendering:pixelated;display:block}"
+            "</style></head><body>\n<h1>reel eval</h1>\n<pre>");
+    {
+        char *table = NULL;
+        size_t table_len = 0;
+        FILE *t = open_memstream(&table, &table_len);
+        if (t) {
+            rl_eval_print_table(t, res);
+            fclose(t);
+            html_text(f, table);
+        }
+        free(table);
+    }
+    fprintf(f, "</pre>\n<p>Each clip with its prompt and the analyzer's verdict; a red frame "
+            "marks a miss (a stated attribute not shown, or more or less than one object).</p>\n");
+    for (int set = 0; set < 2; set++) {
+        fprintf(f, "<h2>%s</h2>\n<div class=\"clips\">\n", set_name[set]);
+        for (int i = 0; i < res->n_clips; i++) {
+            const rl_eval_clip *c = &res->clips[i];
+            if (c->set != set) continue;
+            const int miss = !c->hit[RL_EVAL_ALL] || !c->got.persistent;
+            fprintf(f, "<div class=\"clip%s\">", miss ? " miss" : "");
+            if (c->frames) {
+                snprintf(path, sizeof path, "%s/clips/%03d.mp4", dir, i);
+                rl_video_opts vo = rl_video_default_opts();
+                vo.scale = 4;
+                rl_video *v = NULL;
+                rc = rl_video_open(&v, path, res->W, res->H, 8, &vo, err);
+                const size_t fb = (size_t)res->H * res->W * 3;
+                for (int fr = 0; rc == RL_OK && fr < res->F; fr++)
+                    rc = rl_video_push(v, c->frames + fr * fb, err);
+                if (rc == RL_OK) rc = rl_video_close(&v, err);
+                else rl_video_abort(&v);
+                if (rc != RL_OK) goto fail;
+                fprintf(f, "<video src=\"clips/%03d.mp4\" autoplay loop muted playsinline>"
+                        "</video>", i);
+            } else {
+                fprintf(f, "<p>(frames not kept)</p>");
+            }
+            fprintf(f, "<b>");
+            html_text(f, c->prompt);
+            fprintf(f, "</b><br>seed %llu<br>", (unsigned long long)c->seed);
+            for (int k = 0; k < RL_EVAL_ALL; k++) {
+                if (c->hit[k] < 0) continue;
+                fprintf(f, "%s: <span class=\"%s\">%s</span> (%.2f)<br>", attr_name[k],
+                        c->hit[k] ? "ok" : "bad", verdict_word(k, &c->got.a),
+                        k == RL_EVAL_BG ? c->got.bg_conf : k == RL_EVAL_COLOR ? c->got.color_conf
+                        : k == RL_EVAL_SHAPE ? c->got.shape_conf : c->got.motion_conf);
+            }
+            fprintf(f, "objects: <span class=\"%s\">%s</span>; flicker %.2f</div>\n",
+                    c->got.persistent ? "ok" : "bad",
+                    c->got.persistent ? "one in every frame" : "not one in every frame", c->flicker);
+        }
+        fprintf(f, "</div>\n");
+    }
+    fprintf(f, "</body></html>\n");
+    fclose(f);
+    f = NULL;
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    rc = rl_atomic_write_file(path, html, html_len, err);
+    free(html);
+    return rc;
+fail:
+    fclose(f);
+    free(html);
+    return rc;
+}

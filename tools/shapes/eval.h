@@ -1,0 +1,123 @@
+/* tools/shapes/eval.h - `reel eval`: how well a clip source follows shapes-world prompts.
+ *
+ * A fixed prompt set with fixed seeds (so two runs, or two models, see the same prompts):
+ * in-distribution prompts are captions the training sampler can draw; held-out prompts each
+ * hold at least one held-out pair (SHAPES_WORLD.md). Every clip goes through the procedural
+ * analyzer (analyze.h) and is scored per attribute. Besides adherence the table holds:
+ *   persistence          share of clips with exactly one object in every frame;
+ *   background flicker   RMS (0..255 levels) of the temporal frequencies k >= F/4 of pixels that
+ *                        are background in every frame (FFTW r2c over time);
+ *   guidance effect      joint adherence ("all attributes") at guidance 1 vs the default, on the
+ *                        first n_guidance in-distribution prompts;
+ *   negative prompt      colour-free prompts "a {shape} {motion} on a {bg} background"; colour X
+ *                        cycles through the palette; share of clips analysed as X without a
+ *                        negative prompt vs with "a {X} {shape} {motion} on a {bg} background";
+ *   prompt travel        colour A at the first frame travelling to B at the last: per frame, the
+ *                        object colour's position t on the line A -> B (0 at A, 1 at B), mean
+ *                        over the travel prompts, and the shares that start at A and end at B;
+ *   seconds per clip     wall time of the source per clip.
+ * The last four need a model; for a source without one they are n/a with the reason.
+ *
+ * The clip source is a function pointer, so ground-truth renders (the ceiling) and a model
+ * (through core/reel.h, set up by tools/cmd_eval.c) run through the same code. */
+#ifndef RL_TOOLS_SHAPES_EVAL_H
+#define RL_TOOLS_SHAPES_EVAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/err.h"
+#include "tools/shapes/analyze.h"
+#include "tools/shapes/world.h"
+
+#define RL_EVAL_PROMPT_SEED 0x5eed0e7a11ull   // the fixed prompt set
+#define RL_EVAL_MAX_SET 512
+
+/* One clip to make. */
+typedef struct {
+    const char *prompt;
+    const char *negative;      // NULL: none
+    const char *travel_to;     // NULL: one prompt; else the prompt at the last frame
+    float guidance;            // <= 0: the source's default
+    uint64_t seed;
+    int F, H, W;
+} rl_eval_req;
+
+/* Makes the clip req asks for into frames (F, H, W, 3) RGB. */
+typedef rl_status (*rl_eval_gen_fn)(void *user, const rl_eval_req *req, uint8_t *frames,
+                                    rl_err *err);
+
+typedef struct {
+    const char *name;          // shown in the table ("ground truth", a model folder)
+    rl_eval_gen_fn gen;
+    void *user;
+    int model;                 // 1: follows guidance, negative prompts and travel
+    const char *na_reason;     // why the model rows are n/a when !model
+} rl_eval_source;
+
+/* The ground-truth source: parses the prompt and renders it (unstated background and colour
+ * drawn from the seed). Ignores guidance, negative prompts and travel. */
+rl_eval_source rl_eval_source_truth(void);
+
+typedef struct {
+    int F, H, W;                              // clip size (16, 64, 64)
+    int n_in, n_heldout;                      // prompts per set (48, 48), <= RL_EVAL_MAX_SET
+    int n_guidance, n_negative, n_travel;     // prompts for the model rows (16, 16, 8)
+    int keep_frames;                          // keep every clip's frames (for the report)
+    void (*progress)(void *user, int i, int n);   // optional: clip i (1-based) of n
+    void *progress_user;
+} rl_eval_opts;
+
+rl_eval_opts rl_eval_default_opts(void);
+
+/* The prompt set: prompt i of a set (0: in-distribution, 1: held-out), its attributes (bg -1
+ * when unstated) and seed. A pure function: the same for any set size. */
+void rl_eval_prompt(int set, int i, char prompt[96], rl_shapes_attr *want, uint64_t *seed);
+
+enum { RL_EVAL_BG, RL_EVAL_COLOR, RL_EVAL_SHAPE, RL_EVAL_MOTION, RL_EVAL_ALL, RL_EVAL_N_ATTR };
+
+typedef struct {
+    char prompt[96];
+    rl_shapes_attr want;       // bg -1: not stated (not scored)
+    int set;                   // 0 in-distribution, 1 held-out
+    uint64_t seed;
+    rl_shapes_analysis got;
+    int hit[RL_EVAL_N_ATTR];   // 1 right, 0 wrong, -1 not scored (unstated background)
+    float flicker;             // RMS levels
+    double seconds;
+    uint8_t *frames;           // (F, H, W, 3) when keep_frames, else NULL; owned
+} rl_eval_clip;
+
+typedef struct {
+    char source[160];
+    int F, H, W;
+    int n_clips;
+    rl_eval_clip *clips;                       // owned
+    int right[2][RL_EVAL_N_ATTR], scored[2][RL_EVAL_N_ATTR];   // [set][attribute]
+    int persistent[2], total[2];
+    double flicker;                            // mean over clips, RMS levels
+    double sec_per_clip;
+    int model;                                 // the model rows below are filled
+    char na_reason[160];
+    int n_guidance, guid_right_default, guid_right_one;
+    int n_negative, neg_x_without, neg_x_with;
+    int n_travel, travel_start_a, travel_end_b;
+    double travel_t[RL_SHAPES_MAX_FRAMES];     // (F) mean position on A -> B per frame
+} rl_eval_result;
+
+/* Runs the whole evaluation. On failure the result is freed and err says which clip failed.
+ * Errors: RL_E_PARAM (bad options), RL_E_NOMEM, and whatever the source returns. */
+rl_status rl_eval_run(rl_eval_result *res, const rl_eval_source *src, const rl_eval_opts *opts,
+                      rl_err *err);
+void rl_eval_result_free(rl_eval_result *res);   // idempotent
+
+/* The table as text, and everything (table and clips) as JSON. */
+void rl_eval_print_table(FILE *f, const rl_eval_result *res);
+void rl_eval_print_json(FILE *f, const rl_eval_result *res);
+
+/* Writes dir/index.html (the table on top, then every clip beside its prompt and verdict,
+ * misses highlighted) and dir/clips/NNN.mp4 (clips need keep_frames). The page opens from the
+ * file system, no server. Errors: RL_E_IO (dir missing or unwritable), RL_E_CODEC. */
+rl_status rl_eval_write_report(const char *dir, const rl_eval_result *res, rl_err *err);
+
+#endif
