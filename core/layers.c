@@ -247,7 +247,11 @@ rl_status rl_attention_bind(rl_attention *l, rl_weights *ws, const char *prefix,
 }
 
 /* y (B, Tq, Cq) = to_out(softmax(q k^T * scale) v), no residual. xs (B, Tq, Cq) queries,
- * ctx (B / ctx_rep, Tk, Ckv) or NULL (self). Buffers stay in the arena (caller's mark). */
+ * ctx (B / ctx_rep, Tk, Ckv) or NULL (self). Buffers stay in the arena (caller's mark).
+ * With a shared context (ctx_rep > 1: the F frames of a video see one text embedding) K and V
+ * are projected once per context, and the ctx_rep consecutive query batches that share them
+ * are handed to the kernel as one batch of ctx_rep * Tq queries: the same memory, since q is
+ * (B, Tq, inner) = (B / ctx_rep, ctx_rep * Tq, inner), and every query row is independent. */
 static void attn_core(const rl_attention *l, rl_attention_acts *a, int train, rl_arena *arena,
                       float *y, const float *xs, const float *ctx, int B, int Tq, int Tk,
                       int ctx_rep)
@@ -256,34 +260,24 @@ static void attn_core(const rl_attention *l, rl_attention_acts *a, int train, rl
     const float scale = 1.0f / sqrtf((float)l->HS);
     if (!ctx) { Tk = Tq; ctx_rep = 1; }
     const float *src = ctx ? ctx : xs;
-    const int Bk = ctx ? B / ctx_rep : B;
+    const int Bk = B / ctx_rep, Tqk = ctx_rep * Tq;          // kernel batch and query rows
 
     a->q = take(arena, (size_t)B * Tq * inner);
     rl_fc_fwd(&l->to_q, a->q, xs, B * Tq);
-    float *k = take(arena, (size_t)Bk * Tk * inner), *v = take(arena, (size_t)Bk * Tk * inner);
-    rl_fc_fwd(&l->to_k, k, src, Bk * Tk);
-    rl_fc_fwd(&l->to_v, v, src, Bk * Tk);
-    if (ctx_rep > 1) {
-        // one context per ctx_rep consecutive batches: expand so the kernel sees (B, Tk, inner)
-        const size_t kv = (size_t)Tk * inner;
-        float *ke = take(arena, (size_t)B * kv), *ve = take(arena, (size_t)B * kv);
-        for (int b = 0; b < B; b++) {
-            memcpy(ke + b * kv, k + (size_t)(b / ctx_rep) * kv, kv * sizeof(float));
-            memcpy(ve + b * kv, v + (size_t)(b / ctx_rep) * kv, kv * sizeof(float));
-        }
-        k = ke; v = ve;
-    }
-    a->k = k; a->v = v;
+    a->k = take(arena, (size_t)Bk * Tk * inner);              // (Bk, Tk, inner)
+    a->v = take(arena, (size_t)Bk * Tk * inner);
+    rl_fc_fwd(&l->to_k, a->k, src, Bk * Tk);
+    rl_fc_fwd(&l->to_v, a->v, src, Bk * Tk);
     a->o = take(arena, (size_t)B * Tq * inner);
     if (train) {
-        a->att = take(arena, (size_t)B * l->NH * Tq * Tk);
-        rl_attn_fwd(a->o, a->att, a->q, k, v, B, l->NH, Tq, Tk, l->HS, scale, 0);
+        a->att = take(arena, (size_t)B * l->NH * Tq * Tk);   // (Bk, NH, Tqk, Tk)
+        rl_attn_fwd(a->o, a->att, a->q, a->k, a->v, Bk, l->NH, Tqk, Tk, l->HS, scale, 0);
     } else {
         a->att = NULL;
         rl_arena_mark m = rl_arena_get_mark(arena);
-        float *scratch = take(arena, rl_attn_chunked_scratch_floats(Tq, Tk, l->HS, ATTN_CHUNK,
+        float *scratch = take(arena, rl_attn_chunked_scratch_floats(Tqk, Tk, l->HS, ATTN_CHUNK,
                                                                    rl_par_max_threads()));
-        rl_attn_fwd_chunked(a->o, scratch, a->q, k, v, B, l->NH, Tq, Tk, l->HS, scale, 0,
+        rl_attn_fwd_chunked(a->o, scratch, a->q, a->k, a->v, Bk, l->NH, Tqk, Tk, l->HS, scale, 0,
                             ATTN_CHUNK);
         rl_arena_reset(arena, m);
     }
@@ -712,7 +706,8 @@ void rl_resnet_bwd(const rl_resnet *r, const rl_resnet *g, const rl_resnet_acts 
 }
 
 /* Backward of attn_core: dy (B, Tq, Cq) -> dxs (B, Tq, Cq), dctx (B / ctx_rep, Tk, Ckv) (or
- * into dxs for self-attention). */
+ * into dxs for self-attention). The kernel sees the folded batches of the forward, so dK and
+ * dV of a shared context are summed by rl_attn_bwd itself, in its fixed order. */
 static void attn_core_bwd(const rl_attention *l, const rl_attention *g, const rl_attention_acts *a,
                           rl_arena *arena, float *dxs, float *dctx, const float *dy,
                           const float *xs, const float *ctx, int B, int Tq, int Tk, int ctx_rep)
@@ -720,31 +715,25 @@ static void attn_core_bwd(const rl_attention *l, const rl_attention *g, const rl
     const int inner = l->NH * l->HS;
     const float scale = 1.0f / sqrtf((float)l->HS);
     if (!ctx) { Tk = Tq; ctx_rep = 1; }
-    const int Bk = ctx ? B / ctx_rep : B;
+    const int Bk = B / ctx_rep, Tqk = ctx_rep * Tq;
+    const float *src = ctx ? ctx : xs;
+    float *dsrc = ctx ? dctx : dxs;
+    const int need_kv = dsrc || g;                       // anything upstream of K and V
     rl_arena_mark m = rl_arena_get_mark(arena);
 
     float *dO = zeros(arena, (size_t)B * Tq * inner);
     rl_fc_bwd(&l->to_out, g ? &g->to_out : NULL, dO, dy, a->o, B * Tq);
     float *dq = zeros(arena, (size_t)B * Tq * inner);
-    float *dk = zeros(arena, (size_t)B * Tk * inner), *dv = zeros(arena, (size_t)B * Tk * inner);
-    float *scratch = take(arena, rl_attn_bwd_scratch_floats(Tq, Tk, rl_par_max_threads()));
-    rl_attn_bwd(dq, dk, dv, scratch, dO, a->att, a->q, a->k, a->v, B, l->NH, Tq, Tk, l->HS,
+    float *dk = need_kv ? zeros(arena, (size_t)Bk * Tk * inner) : NULL;
+    float *dv = need_kv ? zeros(arena, (size_t)Bk * Tk * inner) : NULL;
+    float *scratch = take(arena, rl_attn_bwd_scratch_floats(Tqk, Tk, rl_par_max_threads()));
+    rl_attn_bwd(dq, dk, dv, scratch, dO, a->att, a->q, a->k, a->v, Bk, l->NH, Tqk, Tk, l->HS,
                 scale, 0);
     rl_fc_bwd(&l->to_q, g ? &g->to_q : NULL, dxs, dq, xs, B * Tq);
-    if (ctx_rep > 1) {
-        // sum the expanded copies back onto their context, in a fixed order
-        const size_t kv = (size_t)Tk * inner;
-        float *dkc = zeros(arena, (size_t)Bk * kv), *dvc = zeros(arena, (size_t)Bk * kv);
-        for (int b = 0; b < B; b++) {
-            rl_add_inplace(dkc + (size_t)(b / ctx_rep) * kv, dk + b * kv, kv);
-            rl_add_inplace(dvc + (size_t)(b / ctx_rep) * kv, dv + b * kv, kv);
-        }
-        dk = dkc; dv = dvc;
+    if (need_kv) {
+        rl_fc_bwd(&l->to_k, g ? &g->to_k : NULL, dsrc, dk, src, Bk * Tk);
+        rl_fc_bwd(&l->to_v, g ? &g->to_v : NULL, dsrc, dv, src, Bk * Tk);
     }
-    const float *src = ctx ? ctx : xs;
-    float *dsrc = ctx ? dctx : dxs;
-    rl_fc_bwd(&l->to_k, g ? &g->to_k : NULL, dsrc, dk, src, Bk * Tk);
-    rl_fc_bwd(&l->to_v, g ? &g->to_v : NULL, dsrc, dv, src, Bk * Tk);
     rl_arena_reset(arena, m);
 }
 
