@@ -19,7 +19,8 @@
 static inline float rl_expf_fast(float x)
 {
     const float lo = -87.3f, hi = 88.0f;
-    float xc = x < lo ? lo : x;
+    // written so that NaN takes the lo branch: converting NaN to int below would be undefined
+    float xc = x > lo ? x : lo;
     xc = xc > hi ? hi : xc;
     // n = round(x / ln2) by the 1.5 * 2^23 trick (exact for |v| < 2^22, round-to-nearest)
     const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;

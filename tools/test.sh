@@ -49,7 +49,7 @@ run_build build-test --buildtype=release
 
 if ! $quick; then
     echo "== sanitizers (address, undefined)"
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     run_build build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
 
     if command -v clang >/dev/null; then
