@@ -47,6 +47,10 @@ int rl_attn_uses_gemm(int Tq, int Tk, int HS)
     return (size_t)Tq * Tk * HS >= GEMM_MIN_WORK && Tq >= 16 && Tk >= 16;
 }
 
+/* Below this many multiply-adds in all, or score entries in a softmax pass, a parallel region
+ * costs more than it saves (and on a busy machine much more): run on the calling thread. */
+#define PAR_MIN_WORK 32768
+
 static inline int visible_keys(int i, int Tk, int causal)
 {
     // causal: keys j <= i are visible
@@ -224,7 +228,7 @@ WIDE_CLONES static void softmax_row_masked(float *s, int jn, int Tk)
  * entries set to 0. Row r is query i0 + r. One row per iteration, parallel. */
 static void softmax_rows(float *s, int R, int Tk, int i0, int causal)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)R * Tk > PAR_MIN_WORK)
     for (int r = 0; r < R; r++)
         softmax_row_masked(s + (size_t)r * Tk, visible_keys(i0 + r, Tk, causal), Tk);
 }
@@ -251,8 +255,9 @@ void rl_attn_fwd(float *out, float *att, const float *q, const float *k, const f
 {
     // out (B, Tq, NH*HS), att (B, NH, Tq, Tk), q (B, Tq, NH*HS), k, v (B, Tk, NH*HS)
     const size_t ld = (size_t)NH * HS;
+    const size_t work = (size_t)B * NH * Tq * Tk * HS;   // multiply-adds of q k^T
     if (!rl_attn_uses_gemm(Tq, Tk, HS)) {
-        #pragma omp parallel for collapse(2) schedule(static)
+        #pragma omp parallel for collapse(2) schedule(static) if (work > PAR_MIN_WORK)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
                 attn_head_direct(out + (size_t)b * Tq * ld + (size_t)h * HS,
@@ -296,10 +301,11 @@ void rl_attn_fwd_chunked(float *out, float *scratch, const float *q, const float
     // out (B, Tq, NH*HS); scratch: rl_attn_chunked_scratch_floats(..., n_threads) floats with
     // n_threads >= the threads a parallel region here will use
     const size_t ld = (size_t)NH * HS;
+    const size_t work = (size_t)B * NH * Tq * Tk * HS;   // multiply-adds of q k^T
     if (chunk < 1) chunk = 1;
     if (!rl_attn_uses_gemm(Tq, Tk, HS)) {
         // each thread forms one query's scores at a time in its own Tk floats
-        #pragma omp parallel for collapse(2) schedule(static)
+        #pragma omp parallel for collapse(2) schedule(static) if (work > PAR_MIN_WORK)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
                 float *p = scratch + (size_t)rl_par_thread_id() * Tk;   // (Tk)
@@ -415,7 +421,7 @@ static void attn_head_bwd_direct(float *dq_h, float *dk_h, float *dv_h, float *d
 /* Rows of ds (R, Tk) hold dp on entry; ds = p (dp - sum(p dp)) on exit. Parallel over rows. */
 static void softmax_bwd_rows(float *ds, const float *p, int R, int Tk)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)R * Tk > PAR_MIN_WORK)
     for (int r = 0; r < R; r++) {
         float *dsr = ds + (size_t)r * Tk;
         const float *pr = p + (size_t)r * Tk;
@@ -431,9 +437,10 @@ void rl_attn_bwd(float *dq, float *dk, float *dv, float *scratch, const float *d
     // dq, dout (B, Tq, NH*HS); dk, dv (B, Tk, NH*HS); att (B, NH, Tq, Tk) from rl_attn_fwd;
     // scratch: rl_attn_bwd_scratch_floats(Tq, Tk, n_threads) floats (see the chunked fwd)
     const size_t ld = (size_t)NH * HS;
+    const size_t work = (size_t)B * NH * Tq * Tk * HS;   // multiply-adds of q k^T
     if (!rl_attn_uses_gemm(Tq, Tk, HS)) {
         // each (b, head) owns its slices of dq, dk, dv: disjoint writes
-        #pragma omp parallel for collapse(2) schedule(static)
+        #pragma omp parallel for collapse(2) schedule(static) if (work > PAR_MIN_WORK)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
                 const size_t oq = (size_t)b * Tq * ld + (size_t)h * HS;

@@ -228,14 +228,17 @@ int main(int argc, char **argv)
         { "attn/b2h3t7d5_causal", test_fixture, "ops/attn_b2h3t7d5_causal.safetensors" },
         { "attn/cross_b2h3q7k11d5", test_fixture, "ops/attn_cross_b2h3q7k11d5.safetensors" },
         { "attn/gemm_b1h1q67k61d33", test_fixture, "ops/attn_gemm_b1h1q67k61d33.safetensors" },
-        // B NH Tq Tk HS causal
+        // B NH Tq Tk HS causal; B*NH*Tq*Tk*HS > 32768 (ops_attn.c's PAR_MIN_WORK) for the
+        // direct shapes, so their 1 vs N thread checks run the parallel loops
         { "attn/direct_tiled_temporal", test_shape, "9 3 16 16 40 0" },
-        { "attn/direct_tiled_rowtail_causal", test_shape, "3 2 15 15 13 1" },
+        { "attn/direct_tiled_rowtail_causal", test_shape, "3 4 15 15 13 1" },
         { "attn/direct_tiled_cross", test_shape, "2 3 9 5 8 0" },
         { "attn/direct_dot_longkeys", test_shape, "2 2 3 300 40 0" },
         { "attn/direct_dot_longkeys_causal", test_shape, "1 2 5 290 40 1" },
         { "attn/gemm_self_causal", test_shape, "2 2 70 70 32 1" },
-        { "attn/gemm_cross", test_shape, "2 3 77 41 72 0" },
+        { "attn/gemm_cross", test_shape, "1 3 77 41 72 0" },
+        // past the parallel thresholds of the row passes (Tq * Tk > 32768)
+        { "attn/gemm_long_causal", test_shape, "1 2 190 190 16 1" },
         { 0 },
     });
 }
