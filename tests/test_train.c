@@ -1,0 +1,394 @@
+/* tests/test_train.c - the trainer (tools/train*.c): parameter discovery and init, the
+ * optimizer step and schedule, checkpoints (exact resume, a kill while writing), the CSV log,
+ * config.json writers read back by reel's own parsers, and per stage: the loss falls on a
+ * fixed batch and the written component loads.
+ *
+ * The trainer lives in tools/ (it is part of the reel command, not of libreel), so its sources
+ * are compiled into this test directly. Stages run at toy sizes (16x16 frames, a few thousand
+ * parameters) so the whole file stays within seconds. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/harness.h"
+
+#include "tools/train_lib.c"
+#include "tools/train_cfg.c"
+#include "tools/train_vae.c"
+#include "tools/train_clip.c"
+#include "tools/train_unet.c"
+
+#include "core/par.h"
+#include "io/config_vae.h"
+#include "io/weights_io.h"
+
+static const char tiny_vae[] = "{\"block_out_channels\": [8, 8], \"latent_channels\": 4, "
+                               "\"layers_per_block\": 1, \"norm_num_groups\": 4}";
+
+static rl_train_opts tiny_opts(rl_test *t, const char *name)
+{
+    rl_train_opts o = rl_train_opts_default();
+    o.out = rl_test_tmp_path(t, name);
+    o.size = 16;
+    o.batch = 2;
+    o.steps = 6;
+    o.warmup = 2;
+    o.ckpt_every = 0;
+    o.catch_signals = 0;
+    o.seed = 7;
+    return o;
+}
+
+static size_t numel(const rl_weight *w)
+{
+    size_t n = 1;
+    for (int d = 0; d < w->ndim; d++) n *= (size_t)w->shape[d];
+    return n;
+}
+
+/* Reads the loss column of a CSV log (at most cap rows); returns the row count. */
+static int read_losses(const char *path, double *loss, int cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[512];
+    int n = 0;
+    if (!fgets(line, sizeof line, f)) n = -1;
+    while (n >= 0 && n < cap && fgets(line, sizeof line, f)) {
+        long s;
+        double l;
+        if (sscanf(line, "%ld,%lf", &s, &l) == 2) loss[n++] = l;
+    }
+    fclose(f);
+    return n;
+}
+
+// ---- small pieces ------------------------------------------------------------------------
+
+static void test_schedule(rl_test *t, const char *arg)
+{
+    (void)arg;
+    // warm-up is linear from 0: step 5 of 10 is half the peak
+    RL_CHECK(t, fabsf(rl_lr_at(5, 100, 10, 1.0f, 0.0f) - 0.5f) < 1e-7f);
+    RL_CHECK(t, rl_lr_at(10, 100, 10, 1.0f, 0.0f) == 1.0f);
+    // cosine: half way through the decay is the mean of peak and floor
+    RL_CHECK(t, fabsf(rl_lr_at(55, 100, 10, 1.0f, 0.2f) - 0.6f) < 1e-6f);
+    RL_CHECK(t, fabsf(rl_lr_at(100, 100, 10, 1.0f, 0.2f) - 0.2f) < 1e-6f);
+
+    // the random stream is a pure function of its four keys, and normal-ish
+    rl_trng a = rl_trng_make(1, 2, 3, 4), b = rl_trng_make(1, 2, 3, 4), c = rl_trng_make(1, 2, 3, 5);
+    RL_CHECK(t, rl_trng_u64(&a) == rl_trng_u64(&b));
+    RL_CHECK(t, rl_trng_u64(&a) != rl_trng_u64(&c));
+    double s1 = 0, s2 = 0;
+    rl_trng r = rl_trng_make(9, 9, 9, 9);
+    for (int i = 0; i < 100000; i++) {
+        const double z = rl_trng_normal(&r);
+        s1 += z;
+        s2 += z * z;
+    }
+    // 100000 samples: the mean is within 5 sigma = 0.016, the variance within 0.03
+    rl_test_check(t, fabs(s1 / 1e5) < 0.016 && fabs(s2 / 1e5 - 1) < 0.03, "normal mean %.4f var %.4f",
+                  s1 / 1e5, s2 / 1e5);
+
+    // noise schedule: scaled_linear as diffusers (alphas_cumprod[0] = 1 - 0.00085), and the
+    // zero-SNR rescale ends at 0 while keeping the first value
+    rl_noise_sched ns, nz;
+    rl_noise_sched_init(&ns, 1, 0.00085f, 0.012f, 0, 0);
+    rl_noise_sched_init(&nz, 1, 0.00085f, 0.012f, 1, 1);
+    RL_CHECK(t, fabsf(ns.alphas_cumprod[0] - (1.0f - 0.00085f)) < 1e-7f);
+    // diffusers' float32 alphas_cumprod[999] for SD's schedule is 0.0046 (rounded)
+    rl_test_check(t, fabsf(ns.alphas_cumprod[999] - 0.0046f) < 1e-4f, "abar[999] %g", ns.alphas_cumprod[999]);
+    RL_CHECK(t, nz.alphas_cumprod[999] == 0.0f);
+    RL_CHECK(t, fabsf(nz.alphas_cumprod[0] - ns.alphas_cumprod[0]) < 1e-7f);
+    // v target: sqrt(a) eps - sqrt(1-a) x0
+    float x0 = 0.5f, eps = -1.0f, xt, v;
+    rl_noise_add(&nz, &xt, &v, &x0, &eps, 500, 1);
+    const float sa = sqrtf(nz.alphas_cumprod[500]), sb = sqrtf(1 - nz.alphas_cumprod[500]);
+    RL_CHECK(t, fabsf(xt - (sa * x0 + sb * eps)) < 1e-7f && fabsf(v - (sa * eps - sb * x0)) < 1e-7f);
+}
+
+static void test_csvlog_resume(rl_test *t, const char *arg)
+{
+    (void)arg;
+    const char *p = rl_test_tmp_path(t, "log.csv");
+    rl_err err = { 0 };
+    rl_csvlog log;
+    RL_CHECK(t, rl_csvlog_open(&log, p, "step,loss", -1, &err) == RL_OK);
+    for (int s = 1; s <= 5; s++) rl_csvlog_row(&log, "%d,%d", s, s * 10);
+    rl_csvlog_close(&log);
+    // a torn last line, as a killed run leaves
+    FILE *f = fopen(p, "a");
+    fputs("6,6", f);
+    fclose(f);
+    RL_CHECK(t, rl_csvlog_open(&log, p, "step,loss", 3, &err) == RL_OK);
+    rl_csvlog_row(&log, "4,44");
+    rl_csvlog_close(&log);
+    char buf[256] = { 0 };
+    f = fopen(p, "r");
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    rl_test_check(t, !strcmp(buf, "step,loss\n1,10\n2,20\n3,30\n4,44\n"), "resumed log:\n%s", buf);
+}
+
+/* Parameter discovery finds every tensor the VAE binds; init follows the rules. */
+static void test_discover(rl_test *t, const char *arg)
+{
+    (void)arg;
+    rl_err err = { 0 };
+    rl_json j = { 0 };
+    rl_vae_cfg cfg;
+    rl_ptable pt;
+    rl_ptable_init(&pt, "vae");
+    rl_vae v = { 0 };
+    if (rl_json_parse(&j, tiny_vae, strlen(tiny_vae), "cfg", &err) || rl_vae_cfg_parse(&cfg, &j, &err) ||
+        rl_ptable_discover(&pt, bind_probe, &cfg, &err)) {
+        rl_test_fail(t, "%s", err.msg);
+        goto done;
+    }
+    rl_ptable_init_params(&pt, 3, NULL);
+    RL_CHECK(t, rl_vae_bind(&v, &pt.p, "", &cfg, &err) == RL_OK);
+    RL_CHECK(t, rl_weights_check_all_used(&pt.p, NULL, &err) == RL_OK);
+    rl_test_check(t, rl_vae_n_params(&v) == rl_ptable_numel(&pt, 0), "%zu params, table %zu",
+                  rl_vae_n_params(&v), rl_ptable_numel(&pt, 0));
+    const rl_weight *w = rl_weights_find(&pt.p, "encoder.conv_in.weight");
+    const rl_weight *gn = rl_weights_find(&pt.p, "encoder.conv_norm_out.weight");
+    const rl_weight *bias = rl_weights_find(&pt.p, "encoder.conv_in.bias");
+    if (RL_CHECK(t, w && gn && bias)) {
+        // kaiming-uniform bound 1/sqrt(fan_in), fan_in = 3 * 3 * 3
+        float mx = 0;
+        for (size_t i = 0; i < numel(w); i++) mx = fmaxf(mx, fabsf(w->data[i]));
+        rl_test_check(t, mx <= 1.0f / sqrtf(27.0f) && mx > 0.5f / sqrtf(27.0f), "conv_in max %g", mx);
+        RL_CHECK(t, gn->data[0] == 1.0f && bias->data[0] == 0.0f);
+    }
+done:
+    rl_vae_free(&v);
+    rl_json_free(&j);
+    rl_ptable_free(&pt);
+}
+
+// ---- checkpoints ----------------------------------------------------------------------------
+
+/* dir_a/rel and dir_b/rel have the same bytes. */
+static void check_files_equal(rl_test *t, const char *dir_a, const char *dir_b, const char *rel)
+{
+    char pa[4200], pb[4200];
+    FILE *fa = fopen(rl_train_join(pa, sizeof pa, dir_a, rel), "rb");
+    FILE *fb = fopen(rl_train_join(pb, sizeof pb, dir_b, rel), "rb");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        same = ca == cb;
+        if (ca == EOF) break;
+    }
+    rl_test_check(t, same, "%s identical in both runs", rel);
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+}
+
+/* Compares two checkpoint files tensor by tensor, bitwise. */
+static void check_ckpt_equal(rl_test *t, const char *a, const char *b)
+{
+    rl_st_file fa = { 0 }, fb = { 0 };
+    rl_err err = { 0 };
+    if (rl_st_open(&fa, a, &err) || rl_st_open(&fb, b, &err)) {
+        rl_test_fail(t, "%s", err.msg);
+        goto done;
+    }
+    RL_CHECK(t, fa.n_tensors == fb.n_tensors && fa.n_tensors > 0);
+    RL_CHECK(t, !strcmp(rl_st_meta(&fa, "step"), rl_st_meta(&fb, "step")));
+    int same = 1;
+    for (int i = 0; i < fa.n_tensors; i++) {
+        const rl_st_tensor *x = &fa.tensors[i], *y = rl_st_find(&fb, x->name);
+        if (!y || y->nbytes != x->nbytes || memcmp(x->data, y->data, x->nbytes)) {
+            rl_test_fail(t, "tensor %s differs", x->name);
+            same = 0;
+        }
+    }
+    rl_test_check(t, same, "%d tensors bitwise equal (params, adam moments, ema)", fa.n_tensors);
+done:
+    rl_st_close(&fa);
+    rl_st_close(&fb);
+}
+
+static void test_vae_resume_exact(rl_test *t, const char *arg)
+{
+    (void)arg;
+    rl_err err = { 0 };
+    rl_train_opts a = tiny_opts(t, "full"), b = tiny_opts(t, "split");
+    a.config = b.config = tiny_vae;
+    if (!RL_CHECK(t, rl_train_vae(&a, &err) == RL_OK)) {
+        rl_test_fail(t, "%s", err.msg);
+        return;
+    }
+    // stop after step 2 (with a checkpoint), then continue with --resume; one more thread
+    // count on the second half: results must not depend on it either
+    b.stop_at = 2;
+    if (!RL_CHECK(t, rl_train_vae(&b, &err) == RL_OK)) rl_test_fail(t, "%s", err.msg);
+    b.stop_at = 0;
+    b.resume = 1;
+    const int nt = rl_par_threads();
+    rl_par_set_threads(nt > 1 ? 1 : 2);
+    rl_status rc = rl_train_vae(&b, &err);
+    rl_par_set_threads(nt);
+    if (!RL_CHECK(t, rc == RL_OK)) rl_test_fail(t, "%s", err.msg);
+    char pa[4200], pb[4200];
+    check_ckpt_equal(t, rl_train_join(pa, sizeof pa, a.out, "train/vae.ckpt.safetensors"),
+                     rl_train_join(pb, sizeof pb, b.out, "train/vae.ckpt.safetensors"));
+    double la[16], lb[16];
+    int na = read_losses(rl_train_join(pa, sizeof pa, a.out, "train/vae.csv"), la, 16);
+    int nb = read_losses(rl_train_join(pb, sizeof pb, b.out, "train/vae.csv"), lb, 16);
+    rl_test_check(t, na == 6 && nb == 6 && !memcmp(la, lb, sizeof(double) * 6),
+                  "loss logs: %d and %d rows, equal", na, nb);
+    // the released folders are byte-identical too
+    check_files_equal(t, a.out, b.out, "vae/diffusion_pytorch_model.safetensors");
+    check_files_equal(t, a.out, b.out, "vae/config.json");
+
+    // resuming with other settings is refused, naming the setting
+    b.lr *= 2;
+    rc = rl_train_vae(&b, &err);
+    rl_test_check(t, rc == RL_E_PARAM && strstr(err.msg, "options"), "changed lr: %s", err.msg);
+}
+
+/* A process killed at random moments while writing checkpoints never leaves a corrupt one:
+ * after each kill the file opens and holds one complete state. */
+static void test_ckpt_kill(rl_test *t, const char *arg)
+{
+    (void)arg;
+    const char *path = rl_test_tmp_path(t, "kill.ckpt.safetensors");
+    rl_err err = { 0 };
+    rl_ptable pt;
+    rl_ptable_init(&pt, "kill");
+    const int64_t shape[1] = { 1 << 18 };   // 3 MiB per checkpoint: writes take milliseconds
+    float *p;
+    if (rl_ptable_add(&pt, "w", 1, shape, &p, &err) || rl_ptable_alloc_state(&pt, 0, &err)) {
+        rl_test_fail(t, "%s", err.msg);
+        goto done;
+    }
+    // one complete checkpoint first
+    for (int64_t i = 0; i < shape[0]; i++) p[i] = pt.m[0][i] = pt.v[0][i] = 0.0f;
+    RL_CHECK(t, rl_ckpt_save(&pt, path, "kill", 0, NULL, 0, &err) == RL_OK);
+    int kills = 0, consistent = 0;
+    unsigned seen_steps = 0;
+    for (int round = 0; round < 12; round++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            for (long s = 1 + round * 1000;; s++) {
+                for (int64_t i = 0; i < shape[0]; i++) p[i] = pt.m[0][i] = pt.v[0][i] = (float)s;
+                if (rl_ckpt_save(&pt, path, "kill", s, NULL, 0, NULL)) _exit(3);
+            }
+        }
+        struct timespec d = { 0, (long)(3 + 5 * round) * 1000000L };   // 3 .. 58 ms
+        nanosleep(&d, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        kills += WIFSIGNALED(status);
+        rl_ckpt c;
+        if (rl_ckpt_open(&c, path, &err)) {
+            rl_test_fail(t, "after kill %d: %s", round, err.msg);
+            continue;
+        }
+        const float want = (float)c.step;
+        int ok = rl_ckpt_restore(&c, &pt, &err) == RL_OK;
+        for (int64_t i = 0; ok && i < shape[0]; i++)
+            ok = p[i] == want && pt.m[0][i] == want && pt.v[0][i] == want;
+        consistent += ok;
+        seen_steps += c.step > 0;
+        rl_ckpt_close(&c);
+    }
+    rl_test_check(t, kills == 12 && consistent == 12, "%d kills, %d consistent checkpoints (%u "
+                  "after at least one save)", kills, consistent, seen_steps);
+done:
+    rl_ptable_free(&pt);
+}
+
+// ---- stages ---------------------------------------------------------------------------------
+
+static int falls(rl_test *t, const char *what, const double *l, int n)
+{
+    // the mean of the last three steps must be well below the first step's loss
+    const double end = (l[n - 1] + l[n - 2] + l[n - 3]) / 3;
+    return rl_test_check(t, n >= 4 && end < 0.7 * l[0], "%s: loss %.5f -> %.5f over %d steps on "
+                         "a fixed batch", what, l[0], end, n);
+}
+
+static void test_vae_learns(rl_test *t, const char *arg)
+{
+    (void)arg;
+    rl_err err = { 0 };
+    rl_train_opts o = tiny_opts(t, "vae");
+    o.config = tiny_vae;
+    o.overfit = 1;
+    o.steps = 30;
+    o.warmup = 3;
+    o.lr = 1e-2f;
+    o.ema = 0;
+    if (!RL_CHECK(t, rl_train_vae(&o, &err) == RL_OK)) {
+        rl_test_fail(t, "%s", err.msg);
+        return;
+    }
+    char p[4200];
+    double l[64];
+    int n = read_losses(rl_train_join(p, sizeof p, o.out, "train/vae.csv"), l, 64);
+    falls(t, "vae", l, n);
+
+    // the folder loads with reel's own loader and binds every tensor
+    rl_vae_cfg cfg;
+    rl_weights ws;
+    rl_vae v = { 0 };
+    rl_weights_init(&ws, "vae");
+    if (RL_CHECK(t, rl_vae_cfg_load(&cfg, rl_train_join(p, sizeof p, o.out, "vae/config.json"), &err) == RL_OK) &&
+        RL_CHECK(t, rl_weights_load_st(&ws, rl_train_join(p, sizeof p, o.out,
+                    "vae/diffusion_pytorch_model.safetensors"), NULL, &err) == RL_OK)) {
+        RL_CHECK(t, rl_vae_bind(&v, &ws, "", &cfg, &err) == RL_OK);
+        RL_CHECK(t, rl_weights_check_all_used(&ws, NULL, &err) == RL_OK);
+        rl_test_check(t, cfg.scaling_factor > 0.05f && cfg.scaling_factor < 20.0f &&
+                      cfg.block_out_channels[1] == 8 && cfg.sample_size == 16,
+                      "scaling_factor %g", cfg.scaling_factor);
+    }
+    if (err.msg[0]) rl_test_fail(t, "%s", err.msg);
+    rl_vae_free(&v);
+    rl_weights_free(&ws);
+}
+
+static void test_tokenizer(rl_test *t, const char *arg)
+{
+    (void)arg;
+    rl_err err = { 0 };
+    rl_train_opts o = tiny_opts(t, "tok");
+    rl_bpe bpe = { 0 };
+    char p[4200];
+    if (!RL_CHECK(t, rl_train_tokenizer(&o, &err) == RL_OK) ||
+        !RL_CHECK(t, rl_tokfiles_open(&bpe, rl_train_join(p, sizeof p, o.out, "tokenizer"), &err) == RL_OK)) {
+        rl_test_fail(t, "%s", err.msg);
+        return;
+    }
+    // every word of the world is one token: a caption of 9 words is 9 tokens
+    int ids[64], n = 0;
+    RL_CHECK(t, rl_bpe_tokenize(&bpe, "a orange star spinning on a white background", ids, 64, &n, &err) == RL_OK);
+    rl_test_check(t, n == 8 && bpe.max_length == 24, "%d tokens, max_length %d", n, bpe.max_length);
+    rl_bpe_free(&bpe);
+}
+
+int main(int argc, char **argv)
+{
+    return rl_test_run(argc, argv, (rl_test_case[]){
+        { "schedule", test_schedule, NULL },
+        { "csvlog_resume", test_csvlog_resume, NULL },
+        { "discover", test_discover, NULL },
+        { "ckpt_kill", test_ckpt_kill, NULL },
+        { "vae_resume_exact", test_vae_resume_exact, NULL },
+        { "vae_learns", test_vae_learns, NULL },
+        { "tokenizer", test_tokenizer, NULL },
+        { 0 },
+    });
+}
