@@ -58,7 +58,7 @@ if ! $quick; then
         if CC=clang meson setup build-fuzz --buildtype=debugoptimized -Dfuzz=true -Db_sanitize=address,undefined \
                 -Db_lundef=false -Dopenmp=disabled >build-fuzz.log 2>&1 && ninja -C build-fuzz >>build-fuzz.log 2>&1; then
             for fz in build-fuzz/tests/fuzz/fuzz_*; do
-                [ -x "$fz" ] || continue
+                [ -f "$fz" ] && [ -x "$fz" ] || continue
                 name=$(basename "$fz")
                 work=$(mktemp -d)
                 cp -r "tests/fuzz/corpus/$name/." "$work/" 2>/dev/null || true
