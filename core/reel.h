@@ -19,7 +19,14 @@ extern "C" {
 
 typedef struct rl_ctx rl_ctx;    // opaque
 
-typedef enum { RL_SCHED_DEFAULT = 0, RL_SCHED_DDIM, RL_SCHED_DDPM, RL_SCHED_EULER } rl_sched_kind;
+/* Sampler choice for rl_generate (named apart from core/sched.h's rl_sched_kind, which has no
+ * DEFAULT). */
+typedef enum {
+    RL_GEN_SCHED_DEFAULT = 0,   // the model's scheduler/scheduler_config.json
+    RL_GEN_SCHED_DDIM,          // DDIMScheduler (deterministic with eta 0)
+    RL_GEN_SCHED_DDPM,          // DDPMScheduler (stochastic: draws noise every step from the seed)
+    RL_GEN_SCHED_EULER,         // EulerDiscreteScheduler
+} rl_gen_sched;
 typedef enum { RL_INTERP_LINEAR = 0, RL_INTERP_SLERP } rl_interp;
 
 /* A prompt at a keyframe, for prompt travel. */
@@ -49,7 +56,7 @@ typedef struct {
     int frames, width, height, steps;
     float guidance;                  // 1: no classifier-free guidance (one UNet pass)
     uint64_t seed;
-    rl_sched_kind scheduler;         // DEFAULT: the model's scheduler_config.json
+    rl_gen_sched scheduler;          // DEFAULT: the model's scheduler_config.json
     float eta;                       // DDIM eta (0: deterministic)
     int context_frames;              // window length for long clips; 0: the model's maximum
     int context_overlap;             // frames shared by neighbouring windows

@@ -1,4 +1,4 @@
-/* tests/test_pipeline.c (draft: rename with core/pipeline_draft.c) - the whole pipeline against a diffusers AnimateDiffPipeline run of the
+/* tests/test_pipeline.c - the whole pipeline against a diffusers AnimateDiffPipeline run of the
  * same tiny model (tools/fixtures/make_pipeline.py: <model>_run.safetensors), step by step:
  * token ids, text embeddings, initial latents, timesteps, first guided noise prediction,
  * latents after step 1, final latents, decoded frames. Also parameter errors, cancellation,
@@ -13,7 +13,7 @@
 typedef struct {
     rl_test *t;
     rl_fixture *fx;
-    int C, F, h, w;
+    int C, F, h, w, H, W;
     size_t n_lat;
     int steps_seen, frames_seen, cancel_at_step;
     const int64_t *timesteps;
@@ -55,8 +55,8 @@ static int on_step(void *user, int step, int t, const float *eps, const float *l
 static int on_frame(void *user, int frame, const uint8_t *rgb, int width, int height)
 {
     run_state *s = user;
-    if (frame == s->frames_seen && width == s->w * 0 + width) s->frames_seen++;
-    (void)rgb; (void)height;
+    if (frame == s->frames_seen && width == s->W && height == s->H) s->frames_seen++;
+    (void)rgb;
     return 0;
 }
 
@@ -109,6 +109,7 @@ static void test_run(rl_test *t, const char *model)
     p.width = rl_fixture_int(&fx, "width");
     run_state s = { .t = t, .fx = &fx, .C = info.latent_channels, .F = p.frames,
                     .h = p.height / info.vae_scale, .w = p.width / info.vae_scale,
+                    .H = p.height, .W = p.width,
                     .cancel_at_step = -2, .t_ok = 1 };
     s.n_lat = (size_t)s.C * s.F * s.h * s.w;
     s.timesteps = rl_fixture_i64(&fx, "timesteps", &s.n_timesteps);
@@ -158,6 +159,7 @@ done:
 
 static void test_params(rl_test *t, const char *arg)
 {
+    (void)arg;
     rl_err err = { 0 };
     rl_ctx *ctx = (rl_ctx *)1;
     rl_status rc = rl_ctx_open(&ctx, "/nonexistent/model", 1, &err);
@@ -168,7 +170,8 @@ static void test_params(rl_test *t, const char *arg)
     const rl_gen_params base = rl_gen_default_params();
     struct { const char *what; rl_gen_params p; } bad[] = {
         { "frames 0", base }, { "width 12", base }, { "steps 0", base }, { "no prompt", base },
-        { "guidance nan", base }, { "frames 1000", base },
+        { "guidance nan", base }, { "frames 5000", base }, { "overlap = context", base },
+        { "freeinit cutoff 0", base }, { "scheduler 9", base }, { "eta 0.5", base },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) bad[i].p.prompt = "x";
     bad[0].p.frames = 0;
@@ -176,7 +179,11 @@ static void test_params(rl_test *t, const char *arg)
     bad[2].p.steps = 0;
     bad[3].p.prompt = NULL;
     bad[4].p.guidance = NAN;
-    bad[5].p.frames = 1000;
+    bad[5].p.frames = 5000;
+    bad[6].p.frames = 8; bad[6].p.context_frames = 4; bad[6].p.context_overlap = 4;
+    bad[7].p.freeinit_iters = 2; bad[7].p.freeinit_cutoff = 0.0f;
+    bad[8].p.scheduler = (rl_gen_sched)9;
+    bad[9].p.eta = 0.5f;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc = rl_generate(ctx, &bad[i].p, &err);
         rl_test_check(t, rc == RL_E_PARAM, "%s -> %s: %s", bad[i].what, rl_status_str(rc), err.msg);
@@ -193,6 +200,7 @@ static void test_params(rl_test *t, const char *arg)
 
 static void test_guide(rl_test *t, const char *arg)
 {
+    (void)arg;
     float u[5] = { 0.5f, -1.0f, 2.0f, 0.0f, 1e-3f }, c[5] = { 1.0f, -1.5f, 2.0f, 3.0f, -1e-3f };
     float e[5];
     rl_guide_cfg(e, u, c, 7.5f, 5);
