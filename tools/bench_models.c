@@ -1,0 +1,628 @@
+/* tools/bench_models.c - `reel bench unet` and `reel bench clip`: model-level speed and memory.
+ *
+ *   reel bench unet   one denoiser call with the classifier-free-guidance batch (N = 2 videos:
+ *                     unconditional + conditional), timed over --steps calls after one warm-up
+ *                     call; prints seconds per step, the step's GFLOP (convolutions, linears,
+ *                     attention: the FLOPs of the math reel runs, see count_* below), the
+ *                     achieved GFLOP/s, and memory: the activation arena's peak plus the
+ *                     weights, and the process's max RSS (getrusage). --vs-torch also runs
+ *                     tools/fixtures/bench_torch.py (the same UNet in plain PyTorch, the
+ *                     diffusers-exact reference modules of tools/fixtures/refmodels.py) on the
+ *                     same config, shapes and thread count, and prints the ratio.
+ *   reel bench clip   one whole default clip through the public API (core/reel.h): text
+ *                     encoding, the DDIM loop, VAE decode and MP4 writing, each phase timed.
+ *
+ * Full-size models need no weight files: --random-weights --config DIR builds the UNet of
+ * DIR/unet/config.json (+ DIR/motion_adapter/config.json) with random, well-scaled weights
+ * (see build_random). presets/bench/sd15_animatediff holds the SD 1.5 + AnimateDiff v1-5-2
+ * configs. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/arena.h"
+#include "core/par.h"
+#include "core/unet.h"
+#include "core/weights.h"
+#include "io/config_clip.h"
+#include "io/config_unet.h"
+#include "io/config_vae.h"
+#include "io/diffusers.h"
+#include "tools/bench.h"
+#include "tools/cli.h"
+#ifdef RL_HAVE_CMD_GENERATE
+#include "core/reel.h"
+#endif
+
+#define DEFAULT_MODEL "presets/models/shapes"
+#define DEFAULT_BENCH_CONFIG "presets/bench/sd15_animatediff"
+#define TORCH_SCRIPT "tools/fixtures/bench_torch.py"
+
+#define TRY(x)                                  \
+    do {                                        \
+        rl_status rc_ = (x);                    \
+        if (rc_ != RL_OK) return rc_;           \
+    } while (0)
+
+static const char unet_usage[] =
+    "usage: reel bench unet [--model DIR | --random-weights [--config DIR]] [options]\n"
+    "\n"
+    "Times one UNet denoising step with classifier-free guidance (a batch of 2 videos) and\n"
+    "prints seconds per step, GFLOP per step (convolutions, linears, attention), the achieved\n"
+    "GFLOP/s, and peak memory (activation arena + weights; the process's max RSS).\n"
+    "\n"
+    "model:\n"
+    "  --model DIR       a model folder in diffusers layout (default " DEFAULT_MODEL ")\n"
+    "  --random-weights  no weight files: build the UNet of the config folder with random\n"
+    "                    weights (full-size models without downloading them)\n"
+    "  --config DIR      config folder for --random-weights: DIR/unet/config.json and, when\n"
+    "                    present, DIR/motion_adapter/config.json, DIR/text_encoder/config.json,\n"
+    "                    DIR/vae/config.json (default " DEFAULT_BENCH_CONFIG ")\n"
+    "\n"
+    "options:\n"
+    "  --size PIXELS     frame width and height in pixels (default: the model's native size);\n"
+    "                    a multiple of the VAE's scale (8 for SD)\n"
+    "  --frames N        frames per video (default 16)\n"
+    "  --steps N         timed calls after the warm-up call (default 3; the median is shown)\n"
+    "  --threads N       threads (default: all cores)\n"
+    "  --vs-torch        also time the same UNet in PyTorch (/usr/bin/python3 " TORCH_SCRIPT ")\n"
+    "                    with the same config, size, frames and threads, and print the ratio\n"
+    "  -h, --help        this text\n"
+    "\n"
+    "examples:\n"
+    "  reel bench unet --model tests/fixtures/models/tiny_a --vs-torch\n"
+    "  reel bench unet --random-weights --config " DEFAULT_BENCH_CONFIG " --size 256 --threads 2\n"
+    "\n"
+    "exit status: 0 done, 2 bad option, 3 file error, 4 bad model, 1 other failure\n";
+
+// ---- small helpers ------------------------------------------------------------------------
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static double gb(double bytes) { return bytes / 1e9; }
+
+static double max_rss_bytes(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0.0;
+    return (double)ru.ru_maxrss * 1024.0;   // Linux reports KiB
+}
+
+// ---- the UNet and its weights -------------------------------------------------------------
+
+/* splitmix64 of the tensor's name seeds its stream, so the values do not depend on the order
+ * in which bind asks for names. */
+static uint64_t mix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;   // FNV-1a
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Random weights with the scale of a trained network's, so activations stay O(1) through
+ * the whole UNet (no overflow, no denormals that would distort the timing):
+ *   matrices and kernels (ndim >= 2): uniform with variance 1 / fan_in, fan_in = numel / OC;
+ *   1-D '.weight' (group/layer norm scales): 1;  biases: uniform in [-0.02, 0.02].
+ * tools/fixtures/bench_torch.py initialises its torch modules by the same rules. */
+static void fill_random(float *p, const char *name, int ndim, const int64_t *shape)
+{
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+    size_t len = strlen(name);
+    if (ndim == 1 && len > 7 && !strcmp(name + len - 7, ".weight")) {
+        for (size_t i = 0; i < n; i++) p[i] = 1.0f;
+        return;
+    }
+    float a = 0.02f;
+    if (ndim >= 2) a = sqrtf(3.0f / (float)(n / (size_t)shape[0]));
+    // a 64-bit LCG (Knuth's MMIX constants) seeded per tensor: one multiply-add per value,
+    // since SD 1.5 + AnimateDiff needs 1.3 G of them; the top 24 bits are well mixed
+    uint64_t s = hash_name(name), z = mix64(&s);
+    for (size_t i = 0; i < n; i++) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        float u = (float)(z >> 40) * (1.0f / 16777216.0f);   // [0, 1)
+        p[i] = (2.0f * u - 1.0f) * a;
+    }
+}
+
+/* Parses "... missing tensor 'NAME' (expected [d0, d1, ...])", the message of
+ * rl_weights_get (core/weights.c) for an absent tensor. Returns 0 on success. */
+static int parse_missing(const char *msg, char *name, size_t cap, int *ndim, int64_t *shape)
+{
+    const char *p = strstr(msg, "missing tensor '");
+    if (!p) return -1;
+    p += strlen("missing tensor '");
+    const char *q = strstr(p, "' (expected [");
+    if (!q || (size_t)(q - p) >= cap) return -1;
+    memcpy(name, p, (size_t)(q - p));
+    name[q - p] = '\0';
+    p = q + strlen("' (expected [");
+    int nd = 0;
+    while (*p && *p != ']') {
+        if (nd == RL_MAX_DIMS) return -1;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 1) return -1;
+        shape[nd++] = v;
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    *ndim = nd;
+    return *p == ']' ? 0 : -1;
+}
+
+/* Builds u from cfg alone: binds against ws, and each time the bind names a tensor it misses
+ * (rl_weights_get reports its name and the shape the config implies), adds that tensor with
+ * random values and binds again. The bind is the single source of names and shapes, so the
+ * weights are exactly those a checkpoint of this config holds (the optional stored pe tables
+ * of the motion modules aside: reel computes them when absent). Each bind is cheap (name
+ * lookups), so the O(n^2) lookups over ~1,700 tensors of SD 1.5 + AnimateDiff take well under
+ * a second; the weights' values dominate (about 5 GB of floats). */
+static rl_status build_random(rl_unet *u, rl_weights *ws, const rl_unet_cfg *cfg, rl_err *err)
+{
+    for (;;) {
+        rl_err e = { 0 };
+        rl_status rc = rl_unet_bind(u, ws, NULL, cfg, &e);
+        if (rc == RL_OK) return RL_OK;
+        char name[512];
+        int ndim;
+        int64_t shape[RL_MAX_DIMS];
+        if (rc != RL_E_MISSING || parse_missing(e.msg, name, sizeof name, &ndim, shape) != 0) {
+            if (err) *err = e;
+            return rl_err_prefix(err, "random weights");
+        }
+        float *p;
+        if (rl_weights_add_new(ws, name, ndim, shape, &p, err) != RL_OK) return err->code;
+        fill_random(p, name, ndim, shape);
+    }
+}
+
+typedef struct {
+    char label[256];          // what was loaded, for the report
+    rl_unet_cfg cfg;
+    rl_weights ws, wm;        // UNet weights; motion-adapter weights when separate
+    int has_wm;
+    rl_unet u;
+    int L, D;                 // text tokens and width (text_encoder/config.json, else 77 x cross dim)
+    int scale;                // VAE scale (vae/config.json, else 8)
+} bench_model;
+
+static void model_free(bench_model *m)
+{
+    rl_unet_free(&m->u);
+    rl_weights_free(&m->ws);
+    rl_weights_free(&m->wm);
+}
+
+/* Configs of folder dir: the UNet's (merged with a motion adapter's when one is there), the
+ * text length and width, the VAE scale. */
+static rl_status load_configs(bench_model *m, const char *dir, rl_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/unet/config.json", dir);
+    TRY(rl_unet_cfg_load(&m->cfg, path, err));
+    snprintf(path, sizeof path, "%s/motion_adapter/config.json", dir);
+    if (!m->cfg.motion_model && file_exists(path)) {
+        TRY(rl_unet_cfg_add_adapter(&m->cfg, path, err));
+        m->has_wm = 1;
+    }
+    m->L = 77;
+    m->D = m->cfg.cross_dim[m->cfg.n_blocks - 1];
+    snprintf(path, sizeof path, "%s/text_encoder/config.json", dir);
+    if (file_exists(path)) {
+        rl_clip_cfg tc;
+        TRY(rl_clip_cfg_load(&tc, path, err));
+        m->L = tc.max_position_embeddings;
+        m->D = tc.hidden_size;
+    }
+    m->scale = 8;
+    snprintf(path, sizeof path, "%s/vae/config.json", dir);
+    if (file_exists(path)) {
+        rl_vae_cfg vc;
+        TRY(rl_vae_cfg_load(&vc, path, err));
+        m->scale = rl_vae_cfg_scale(&vc);
+    }
+    return RL_OK;
+}
+
+static rl_status model_open(bench_model *m, const char *dir, int random, rl_err *err)
+{
+    memset(m, 0, sizeof *m);
+    rl_weights_init(&m->ws, "unet");
+    rl_weights_init(&m->wm, "motion_adapter");
+    TRY(load_configs(m, dir, err));
+    snprintf(m->label, sizeof m->label, "%s%s", dir, random ? " (random weights)" : "");
+    if (random) return build_random(&m->u, &m->ws, &m->cfg, err);
+    TRY(rl_diffusers_load_weights(&m->ws, dir, "unet", "diffusion_pytorch_model", err));
+    if (m->has_wm)
+        TRY(rl_diffusers_load_weights(&m->wm, dir, "motion_adapter", "diffusion_pytorch_model",
+                                      err));
+    return rl_unet_bind(&m->u, &m->ws, m->has_wm ? &m->wm : NULL, &m->cfg, err);
+}
+
+// ---- FLOP count -----------------------------------------------------------------------------
+
+/* The multiply-adds (x 2) of what rl_unet_fwd computes, walked over the bound model the way
+ * rl_unet_fwd walks it: convolutions 2 B OC Ho Wo C K K, linears 2 T C OC, attention
+ * 4 B NH Tq Tk HS (QK^T and PV). Norms, activations, softmax and copies are not counted
+ * (they are memory-bound and a few percent of the time). Text keys/values are projected once
+ * per video (as reel does), not once per frame (as diffusers does). */
+typedef struct { double conv, fc, attn; } flops;
+
+static void count_fc(flops *f, const rl_fc *l, double T) { f->fc += 2.0 * T * l->C * l->OC; }
+
+static void count_conv(flops *f, const rl_conv *l, int B, int H, int W)
+{
+    int Ho, Wo;
+    rl_conv_out_hw(l, H, W, &Ho, &Wo);
+    f->conv += 2.0 * B * l->OC * Ho * Wo * (double)l->C * l->K * l->K;
+}
+
+/* x (B, Tq, Cq); keys/values from Bk sequences of Tk. */
+static void count_attention(flops *f, const rl_attention *a, int B, int Tq, int Bk, int Tk)
+{
+    count_fc(f, &a->to_q, (double)B * Tq);
+    count_fc(f, &a->to_k, (double)Bk * Tk);
+    count_fc(f, &a->to_v, (double)Bk * Tk);
+    f->attn += 4.0 * B * a->NH * (double)Tq * Tk * a->HS;
+    count_fc(f, &a->to_out, (double)B * Tq);
+}
+
+/* One BasicTransformerBlock over (B, T, C); cross-attention to N = B / ctx_rep texts of L. */
+static void count_tblock(flops *f, const rl_tblock *l, int B, int T, int L, int ctx_rep)
+{
+    count_attention(f, &l->attn1, B, T, B, T);
+    if (l->has_attn2) {
+        if (l->attn2_self) count_attention(f, &l->attn2, B, T, B, T);
+        else count_attention(f, &l->attn2, B, T, B / ctx_rep, L);
+    }
+    count_fc(f, &l->ff.proj, (double)B * T);
+    count_fc(f, &l->ff.out, (double)B * T);
+}
+
+static void count_resnet(flops *f, const rl_resnet *r, int B, int H, int W)
+{
+    count_conv(f, &r->conv1, B, H, W);
+    count_conv(f, &r->conv2, B, H, W);
+    if (r->Ct > 0) count_fc(f, &r->time_emb_proj, B);
+    if (r->has_shortcut) count_conv(f, &r->conv_shortcut, B, H, W);
+}
+
+static void count_xformer(flops *f, const rl_xformer *x, int B, int H, int W, int L, int ctx_rep)
+{
+    const int S = H * W;
+    if (x->linear) {
+        count_fc(f, &x->proj_in_l, (double)B * S);
+        count_fc(f, &x->proj_out_l, (double)B * S);
+    } else {
+        count_conv(f, &x->proj_in_c, B, H, W);
+        count_conv(f, &x->proj_out_c, B, H, W);
+    }
+    for (int i = 0; i < x->n_blocks; i++) count_tblock(f, &x->blocks[i], B, S, L, ctx_rep);
+}
+
+/* Temporal attention: N*S sequences of F frames. */
+static void count_motion(flops *f, const rl_motion *m, int N, int F, int H, int W)
+{
+    const double T = (double)N * F * H * W;
+    count_fc(f, &m->proj_in, T);
+    count_fc(f, &m->proj_out, T);
+    for (int i = 0; i < m->n_blocks; i++) count_tblock(f, &m->blocks[i], N * H * W, F, 0, 1);
+}
+
+static flops count_unet(const rl_unet *u, int N, int F, int H, int W, int L)
+{
+    const rl_unet_cfg *c = &u->cfg;
+    const int B = N * F, ctx_rep = F;
+    flops f = { 0, 0, 0 };
+    enum { MAX_SKIPS = RL_UNET_MAX_BLOCKS * (RL_UNET_MAX_LAYERS + 1) + 1 };
+    int hs[MAX_SKIPS], ws[MAX_SKIPS];   // skip sizes, as rl_unet_fwd keeps them
+    int top = 0;
+
+    count_fc(&f, &u->t_lin1, N);
+    count_fc(&f, &u->t_lin2, N);
+    count_conv(&f, &u->conv_in, B, H, W);
+    hs[top] = H; ws[top++] = W;
+    for (int i = 0; i < c->n_blocks; i++) {
+        const rl_unet_block *b = &u->down[i];
+        for (int j = 0; j < b->n_layers; j++) {
+            count_resnet(&f, &b->resnets[j], B, H, W);
+            if (b->cross) count_xformer(&f, &b->attns[j], B, H, W, L, ctx_rep);
+            if (b->has_motion) count_motion(&f, &b->motions[j], N, F, H, W);
+            hs[top] = H; ws[top++] = W;
+        }
+        if (b->has_sampler) {
+            count_conv(&f, &b->down.conv, B, H, W);
+            rl_conv_out_hw(&b->down.conv, H, W, &H, &W);
+            hs[top] = H; ws[top++] = W;
+        }
+    }
+    count_resnet(&f, &u->mid_res[0], B, H, W);
+    for (int k = 0; k < c->mid_layers; k++) {
+        count_xformer(&f, &u->mid_attn[k], B, H, W, L, ctx_rep);
+        if (u->has_mid_motion) count_motion(&f, &u->mid_motion[k], N, F, H, W);
+        count_resnet(&f, &u->mid_res[k + 1], B, H, W);
+    }
+    for (int i = 0; i < c->n_blocks; i++) {
+        const rl_unet_block *b = &u->up[i];
+        for (int j = 0; j < b->n_layers; j++) {
+            --top;
+            count_resnet(&f, &b->resnets[j], B, H, W);
+            if (b->cross) count_xformer(&f, &b->attns[j], B, H, W, L, ctx_rep);
+            if (b->has_motion) count_motion(&f, &b->motions[j], N, F, H, W);
+        }
+        if (b->has_sampler && top > 0) {
+            H = hs[top - 1]; W = ws[top - 1];
+            count_conv(&f, &b->up.conv, B, H, W);
+        }
+    }
+    count_conv(&f, &u->conv_out, B, H, W);
+    return f;
+}
+
+// ---- the torch side -------------------------------------------------------------------------
+
+/* Path of bench_torch.py: relative to the working directory (the repository root), else
+ * next to the executable's source tree (<build>/tools/reel -> <root>/tools/fixtures). */
+static int find_torch_script(char *out, size_t cap)
+{
+    if (file_exists(TORCH_SCRIPT)) {
+        snprintf(out, cap, "%s", TORCH_SCRIPT);
+        return 0;
+    }
+    char exe[3072];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = '\0';
+    for (int up = 0; up < 3; up++) {   // strip "reel", "tools", "<build>"
+        char *s = strrchr(exe, '/');
+        if (!s) return -1;
+        *s = '\0';
+    }
+    snprintf(out, cap, "%s/" TORCH_SCRIPT, exe);
+    return file_exists(out) ? 0 : -1;
+}
+
+/* Runs bench_torch.py; returns its seconds per step, or <= 0 with a note printed. */
+static double run_torch(const char *dir, int size, int frames, int steps, int threads)
+{
+    char script[4096], cmd[8192];
+    if (!file_exists("/usr/bin/python3")) {
+        printf("  torch         not run: /usr/bin/python3 is missing\n");
+        return 0.0;
+    }
+    if (find_torch_script(script, sizeof script) != 0) {
+        printf("  torch         not run: " TORCH_SCRIPT " not found (run from the repository root)\n");
+        return 0.0;
+    }
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' --model '%s' --size %d --frames %d "
+             "--steps %d --threads %d 2>&1", script, dir, size, frames, steps, threads);
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        printf("  torch         not run: popen failed (%s)\n", strerror(errno));
+        return 0.0;
+    }
+    char line[4096], last[4096] = "";
+    double sps = 0.0, first = 0.0;
+    while (fgets(line, sizeof line, p)) {
+        const char *k = strstr(line, "\"seconds_per_step\":");
+        if (k) sps = strtod(k + strlen("\"seconds_per_step\":"), NULL);
+        k = strstr(line, "\"first_call\":");
+        if (k) first = strtod(k + strlen("\"first_call\":"), NULL);
+        if (line[0] != '\n') snprintf(last, sizeof last, "%s", line);
+    }
+    int st = pclose(p);
+    if (sps <= 0.0) {
+        size_t n = strlen(last);
+        if (n && last[n - 1] == '\n') last[n - 1] = '\0';
+        printf("  torch         not run: %s (exit status %d)\n", last[0] ? last : "no output",
+               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        return 0.0;
+    }
+    printf("  torch         first call %.3f s, step %.3f s (PyTorch %s reference modules, float32)\n",
+           first, sps, "tools/fixtures/refmodels.py");
+    return sps;
+}
+
+// ---- reel bench unet --------------------------------------------------------------------------
+
+typedef struct {
+    const bench_model *m;
+    rl_arena *arena;
+    float *out, *x, *emb;
+    float t[2];
+    int N, F, H, W;
+    rl_status rc;
+    rl_err err;
+} unet_call;
+
+static void run_unet(unet_call *c)
+{
+    c->rc = rl_unet_fwd(&c->m->u, c->arena, c->out, c->x, c->t, c->N, c->emb, 1, c->m->L,
+                        c->m->D, c->N, c->F, c->H, c->W, &c->err);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int rl_bench_unet(int argc, char **argv)
+{
+    const char *model_dir = NULL, *config_dir = NULL;
+    int random = 0, size = 0, frames = 16, steps = 3, threads = 0, vs_torch = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--model") && i + 1 < argc) {
+            model_dir = argv[++i];
+        } else if (!strcmp(a, "--config") && i + 1 < argc) {
+            config_dir = argv[++i];
+        } else if (!strcmp(a, "--random-weights")) {
+            random = 1;
+        } else if (!strcmp(a, "--size") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--size", 8, 8192, &size)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--frames") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--frames", 1, 1024, &frames)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--steps") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--steps", 1, 1000, &steps)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--threads", 1, 1024, &threads)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--vs-torch")) {
+            vs_torch = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(unet_usage, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "reel bench unet: unknown option '%s'\n\n%s", a, unet_usage);
+            return RL_EXIT_USAGE;
+        }
+    }
+    if (config_dir && !random) {
+        fprintf(stderr, "reel bench unet: --config goes with --random-weights (for a model with "
+                "weights, use --model DIR)\n");
+        return RL_EXIT_USAGE;
+    }
+    const char *dir = random ? (config_dir ? config_dir : model_dir ? model_dir
+                                                                    : DEFAULT_BENCH_CONFIG)
+                             : (model_dir ? model_dir : DEFAULT_MODEL);
+    if (!file_exists(dir)) {
+        if (!random && !model_dir)
+            fprintf(stderr, "reel: bench unet: the default model %s is not there; give --model "
+                    "DIR, or --random-weights --config %s\n", DEFAULT_MODEL, DEFAULT_BENCH_CONFIG);
+        else
+            fprintf(stderr, "reel: bench unet: %s: no such folder\n", dir);
+        return RL_EXIT_IO;
+    }
+    rl_par_set_threads(threads);
+    const int nt = rl_par_threads();
+
+    rl_err err = { 0 };
+    bench_model m;
+    double t0 = rl_bench_now();
+    if (model_open(&m, dir, random, &err) != RL_OK) {
+        model_free(&m);
+        return rl_cli_fail(&err);
+    }
+    const double t_load = rl_bench_now() - t0;
+    const rl_unet_cfg *c = &m.cfg;
+    if (!size) size = c->sample_size * m.scale;
+    if (size % m.scale) {
+        fprintf(stderr, "reel: bench unet: --size %d is not a multiple of the VAE scale %d\n", size,
+                m.scale);
+        model_free(&m);
+        return RL_EXIT_USAGE;
+    }
+    const int N = 2, F = frames, H = size / m.scale, W = H, Cin = c->in_channels;
+    const size_t n_params = rl_weights_numel(&m.ws) + rl_weights_numel(&m.wm);
+    const double w_bytes = 4.0 * (double)n_params;
+
+    printf("reel bench unet: %d thread%s\n", nt, nt == 1 ? "" : "s");
+    printf("  model         %s\n", m.label);
+    printf("                %s, %.1f M parameters (%.2f GB as F32), loaded in %.1f s\n",
+           c->has_motion ? "UNet + motion modules" : "UNet (no motion modules)", n_params / 1e6,
+           gb(w_bytes), t_load);
+    printf("  shapes        %dx%d pixels = %dx%d latents x %d channels, %d frames, batch %d "
+           "(CFG), text %d x %d\n", size, size, H, W, Cin, F, N, m.L, m.D);
+    fflush(stdout);
+
+    unet_call call = { .m = &m, .N = N, .F = F, .H = H, .W = W, .t = { 500.0f, 500.0f } };
+    rl_arena arena;
+    rl_arena_init(&arena, 0);
+    call.arena = &arena;
+    const size_t nx = (size_t)N * Cin * F * H * W;
+    call.x = rl_bench_floats(nx, 1);
+    call.out = rl_bench_floats((size_t)N * c->out_channels * F * H * W, 2);
+    call.emb = rl_bench_floats((size_t)N * m.L * m.D, 3);
+
+    // warm-up: the arena grows to its peak, pages are touched, BLAS sets up its buffers
+    t0 = rl_bench_now();
+    run_unet(&call);
+    const double t_first = rl_bench_now() - t0;
+    if (call.rc == RL_OK && rl_arena_check(&arena, &call.err) != RL_OK) call.rc = call.err.code;
+    int rc = 0;
+    if (call.rc != RL_OK) {
+        rc = rl_cli_fail(&call.err);
+        goto done;
+    }
+    printf("  first call    %.3f s (the arena grows to its peak)\n", t_first);
+    fflush(stdout);
+
+    double *ts = malloc((size_t)steps * sizeof *ts);
+    if (!ts) {
+        fprintf(stderr, "reel: bench unet: out of memory\n");
+        rc = RL_EXIT_ERROR;
+        goto done;
+    }
+    for (int i = 0; i < steps; i++) {
+        t0 = rl_bench_now();
+        run_unet(&call);
+        ts[i] = rl_bench_now() - t0;
+    }
+    qsort(ts, (size_t)steps, sizeof *ts, cmp_double);
+    const double step = ts[steps / 2], best = ts[0];
+    free(ts);
+    double finite = 0.0;
+    for (size_t i = 0; i < (size_t)N * c->out_channels * F * H * W; i++) finite += call.out[i];
+    if (!isfinite(finite)) fprintf(stderr, "reel: bench unet: warning: the output is not finite\n");
+
+    const flops f = count_unet(&m.u, N, F, H, W, m.L);
+    const double total = f.conv + f.fc + f.attn;
+    printf("  step          %.3f s (median of %d; fastest %.3f s)\n", step, steps, best);
+    printf("  work          %.1f GFLOP per step: convolutions %.1f%%, linears %.1f%%, attention "
+           "%.1f%%\n", total / 1e9, 100.0 * f.conv / total, 100.0 * f.fc / total,
+           100.0 * f.attn / total);
+    printf("  rate          %.1f GFLOP/s (%.1f per thread)\n", total / step / 1e9,
+           total / step / 1e9 / nt);
+    printf("  memory        arena peak %.3f GB + weights %.3f GB = %.3f GB; process max RSS "
+           "%.3f GB\n", gb((double)arena.peak), gb(w_bytes), gb((double)arena.peak + w_bytes),
+           gb(max_rss_bytes()));
+    fflush(stdout);
+
+    if (vs_torch) {
+        // free reel's copy first: both full-size models at once would double the memory
+        rl_arena_free(&arena);
+        model_free(&m);
+        double tt = run_torch(dir, size, F, steps, nt);
+        if (tt > 0.0)
+            printf("  ratio         torch / reel = %.2f (reel is %.2fx %s)\n", tt / step,
+                   tt > step ? tt / step : step / tt, tt > step ? "faster" : "slower");
+    }
+
+done:
+    free(call.x);
+    free(call.out);
+    free(call.emb);
+    rl_arena_free(&arena);
+    model_free(&m);
+    return rc;
+}
+
+// ---- reel bench clip --------------------------------------------------------------------------
+
+int rl_bench_clip(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "reel: bench clip: the generation pipeline is not in this build\n");
+    return RL_EXIT_ERROR;
+}
