@@ -428,8 +428,7 @@ static void test_analyzer_persistence(rl_test *t, const char *arg)
 // Ground truth scores 100% everywhere, flickers not at all, and its JSON parses and agrees.
 static void test_eval_truth(rl_test *t, const char *arg)
 {
-    rl_eval_opts o = rl_eval_default_opts();
-    o.n_in = o.n_heldout = 12;
+    rl_eval_opts o = rl_eval_default_opts();   // the whole default prompt set
     rl_eval_source src = rl_eval_source_truth();
     rl_eval_result res;
     rl_err e = { 0 };
@@ -442,7 +441,7 @@ static void test_eval_truth(rl_test *t, const char *arg)
             perfect &= res.right[s][k] == res.scored[s][k] && res.persistent[s] == res.total[s];
     for (int i = 0; i < res.n_clips; i++)
         heldout &= (rl_shapes_attr_heldout(&res.clips[i].want) != 0) == res.clips[i].set;
-    RL_CHECK(t, perfect && res.total[0] == 12 && res.total[1] == 12);
+    RL_CHECK(t, perfect && res.total[0] == 48 && res.total[1] == 48);
     rl_test_check(t, heldout, "held-out prompts are exactly those holding a held-out pair");
     rl_test_check(t, res.flicker == 0.0, "ground-truth flicker %.4f", res.flicker);
     char p0[96], p1[96];
@@ -463,7 +462,7 @@ static void test_eval_truth(rl_test *t, const char *arg)
     const cJSON *clips = cJSON_GetObjectItem(root, "clips");
     const cJSON *rate = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
         cJSON_GetObjectItem(root, "adherence"), "held_out"), "shape"), "rate");
-    RL_CHECK(t, cJSON_GetArraySize(clips) == 24 && cJSON_IsNumber(rate) && rate->valuedouble == 1.0);
+    RL_CHECK(t, cJSON_GetArraySize(clips) == 96 && cJSON_IsNumber(rate) && rate->valuedouble == 1.0);
     RL_CHECK(t, cJSON_IsNull(cJSON_GetObjectItem(root, "guidance")));
     cJSON_Delete(root);
     free(json);

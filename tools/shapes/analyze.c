@@ -12,6 +12,8 @@
 #define MIN_PEAK 30.0f        // below this no pixel differs from the background: no object
 #define MASK_FRAC 0.4f        // object threshold, share of the peak distance
 #define MASK_MIN 25.0f        // ... and at least this many levels (noise stays below it)
+#define CLIP_FRAC 0.3f        // ... and at least this share of the clip's (median) peak: a frame
+                              // where the object is small and faint keeps noise out of its mask
 #define CORE_FRAC 0.7f        // core pixels (for the colour), share of the peak distance
 #define SPECK_FRAC 0.1f       // components under this share of the largest are specks
 #define SPECK_MIN 3           // ... as are components under 3 px
@@ -117,6 +119,28 @@ static int components(int *lab, int *area, int *stack, const uint8_t *mask, int 
     return n;
 }
 
+// out (H, W, 3): mean of the 3x3 neighbourhood of rgb (H, W, 3) inside the frame; tmp (H, W, 3)
+static void box3(float *out, float *tmp, const uint8_t *rgb, int H, int W)
+{
+    for (int y = 0; y < H; y++)          // along x: sums of up to 3, divided by their count
+        for (int x = 0; x < W; x++) {
+            const int x0 = x > 0 ? x - 1 : 0, x1 = x < W - 1 ? x + 1 : W - 1;
+            for (int ch = 0; ch < 3; ch++) {
+                float acc = 0;
+                for (int q = x0; q <= x1; q++) acc += rgb[((size_t)y * W + q) * 3 + ch];
+                tmp[((size_t)y * W + x) * 3 + ch] = acc / (float)(x1 - x0 + 1);
+            }
+        }
+    for (int y = 0; y < H; y++) {        // along y
+        const int y0 = y > 0 ? y - 1 : 0, y1 = y < H - 1 ? y + 1 : H - 1;
+        for (size_t i = 0; i < (size_t)W * 3; i++) {
+            float acc = 0;
+            for (int q = y0; q <= y1; q++) acc += tmp[(size_t)q * W * 3 + i];
+            out[(size_t)y * W * 3 + i] = acc / (float)(y1 - y0 + 1);
+        }
+    }
+}
+
 // dst (H, W) |= obj (H, W) dilated by a (2r+1)^2 square
 static void dilate_or(uint8_t *dst, const uint8_t *obj, int H, int W, int r)
 {
@@ -146,7 +170,8 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
     uint8_t *near = calloc(S, 1);                       // (H, W) near the object in some frame
     int *lab = malloc(sizeof(int) * S), *stack = malloc(sizeof(int) * S);
     int *area = malloc(sizeof(int) * (S / 2 + 2));
-    if (!dist || !obj || !tmp || !near || !lab || !stack || !area) {
+    float *box = malloc(sizeof(float) * S * 6);         // (2, H, W, 3) 3x3 means and scratch
+    if (!dist || !obj || !tmp || !near || !lab || !stack || !area || !box) {
         rc = rl_errf(err, RL_E_NOMEM, "shapes analyzer: no memory for a %d x %d x %d clip",
                      F, H, W);
         goto fail;
@@ -186,10 +211,10 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
         float sorted[RL_SHAPES_MAX_FRAMES];
         for (int f = 0; f < F; f++) {
             float top[PEAK_RANK] = { 0 };   // descending
+            // distance of the 3x3 mean colour: noise shrinks 3 times, edges stay put
+            box3(box, box + S * 3, frames + (size_t)f * S * 3, H, W);
             for (size_t i = 0; i < S; i++) {
-                const uint8_t *p = frames + ((size_t)f * S + i) * 3;
-                const float rgb[3] = { p[0], p[1], p[2] };
-                const float d = dist3(rgb, out->bg_rgb);
+                const float d = dist3(box + i * 3, out->bg_rgb);
                 dist[(size_t)f * S + i] = d;
                 if (d > top[PEAK_RANK - 1]) {
                     int k = PEAK_RANK - 1;
@@ -210,11 +235,13 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
     }
 
     // -- per frame: components, the object, core colour. Thresholds follow each frame's own
-    // peak, so a clip whose colour changes (prompt travel) keeps its object in every frame.
+    // peak, so a clip whose colour changes (prompt travel) keeps its object in every frame
+    // (palette colours differ from their background by 0.43x to 2.3x of one another).
     double fg_sum[3] = { 0 }, fg_n = 0;
     for (int f = 0; f < F; f++) {
         const float *d_f = dist + (size_t)f * S;
-        const float thr = fmaxf(MASK_MIN, MASK_FRAC * fpeak[f]), core = CORE_FRAC * fpeak[f];
+        const float thr = fmaxf(fmaxf(MASK_MIN, MASK_FRAC * fpeak[f]), CLIP_FRAC * peak);
+        const float core = CORE_FRAC * fpeak[f];
         for (int ch = 0; ch < 3; ch++) out->frame_rgb[f][ch] = NAN;   // until measured
         if (fpeak[f] < MIN_PEAK) {   // nothing in this frame
             out->bad_frames++;
@@ -269,8 +296,8 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
     for (int f = 0; f < F; f++) {
         const uint8_t *o_f = obj + (size_t)f * S;
         memset(tmp, 0, S);
-        dilate_or(tmp, o_f, H, W, 1);
-        dilate_or(near, o_f, H, W, 2);
+        dilate_or(tmp, o_f, H, W, 2);
+        dilate_or(near, o_f, H, W, 3);
         double A = 0, sx = 0, sy = 0;
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -390,6 +417,6 @@ done:
     if (bg_mask)
         for (size_t i = 0; i < S; i++) bg_mask[i] = !near[i];
 fail:
-    free(dist); free(obj); free(tmp); free(near); free(lab); free(stack); free(area);
+    free(dist); free(obj); free(tmp); free(near); free(lab); free(stack); free(area); free(box);
     return rc;
 }

@@ -4,15 +4,16 @@
  * Method (all of it deliberately simple, and tolerant of blur, noise and colour shifts):
  *   background  per-channel median of the 2-px frame border over all frames, nearest of the 3;
  *   object      pixels far from that measured background (threshold 0.4 x the frame's peak
- *               distance, its 6th largest, and at least 25 levels; a frame peaking under 30
- *               shows nothing), 8-connected components per frame; the object is the largest;
+ *               distance, its 6th largest, at least 0.3 x the clip's median peak and at least
+ *               25 levels; a frame peaking under 30 shows nothing), 8-connected components per
+ *               frame; the object is the largest;
  *   persistence exactly one component per frame (components under 10% of the largest, or under
  *               3 px, are specks and ignored) and an object of at least 4 px in every frame;
  *   colour      mean of the object's core pixels (at least 0.7 x the frame's peak) over the
  *               clip; the nearest palette entry, where a palette colour may also be diluted
  *               towards the background by up to half (blur and anti-aliasing do that);
  *   shape       soft coverage alpha (projection onto background -> object colour) over the
- *               object dilated by 1 px; rotation-invariant complex moments
+ *               object dilated by 2 px; rotation-invariant complex moments
  *               rho_k = |sum alpha (z - c)^k| / sum alpha |z - c|^k, k = 3, 4, 5, which a k-fold
  *               symmetric shape alone makes large (triangle 3, square 4, star 5, circle none),
  *               each divided by its value for a perfect render;
@@ -50,7 +51,7 @@ typedef struct {
 } rl_shapes_analysis;
 
 /* Analyzes frames (F, H, W, 3) RGB. bg_mask, when not NULL, receives (H, W): 1 where a pixel
- * is background in every frame (2 px away from the object in every frame), else 0; eval
+ * is background in every frame (3 px away from the object in every frame), else 0; eval
  * measures background flicker there. Returns RL_E_PARAM for F outside 1..RL_SHAPES_MAX_FRAMES or
  * a frame under 8 x 8, RL_E_NOMEM when scratch memory cannot be had. Thread-safe. */
 rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int F, int H, int W,
