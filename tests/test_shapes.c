@@ -570,6 +570,37 @@ static void test_eval_model_rows(rl_test *t, const char *arg)
     RL_CHECK(t, rl_eval_run(&res, &src, &o, &e) == RL_E_PARAM && e.msg[0]);
 }
 
+// The report: index.html with the table and one MP4 per clip; a missing parent is RL_E_IO.
+static void test_eval_report(rl_test *t, const char *arg)
+{
+    rl_eval_opts o = rl_eval_default_opts();
+    o.n_in = o.n_heldout = 2;
+    o.keep_frames = 1;
+    rl_eval_source src = rl_eval_source_truth();
+    rl_eval_result res;
+    rl_err e = { 0 };
+    if (!RL_CHECK(t, rl_eval_run(&res, &src, &o, &e) == RL_OK)) return;
+    const char *dir = rl_test_tmp_path(t, "report");
+    rl_test_check(t, rl_eval_write_report(dir, &res, &e) == RL_OK, "report: %s",
+                  e.code ? e.msg : "written");
+    char path[512], buf[65536];
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    FILE *f = fopen(path, "rb");
+    const size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    int videos = 0;
+    for (const char *p = buf; (p = strstr(p, "<video")); p++) videos++;
+    RL_CHECK(t, strstr(buf, "all attributes") && strstr(buf, "held-out pairs") && videos == 4);
+    snprintf(path, sizeof path, "%s/clips/003.mp4", dir);
+    f = fopen(path, "rb");
+    RL_CHECK(t, f != NULL);
+    if (f) fclose(f);
+    rl_test_check(t, rl_eval_write_report("/nonexistent-dir/x", &res, &e) == RL_E_IO,
+                  "missing parent: %s", e.msg);
+    rl_eval_result_free(&res);
+}
+
 int main(int argc, char **argv)
 {
     return rl_test_run(argc, argv, (rl_test_case[]){
@@ -584,6 +615,7 @@ int main(int argc, char **argv)
         { "eval_truth", test_eval_truth, NULL },
         { "eval_flicker", test_eval_flicker, NULL },
         { "eval_model_rows", test_eval_model_rows, NULL },
+        { "eval_report", test_eval_report, NULL },
         { 0 },
     });
 }

@@ -368,16 +368,24 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+// The word for attribute k (RL_EVAL_BG .. RL_EVAL_MOTION) of a; NULL when unset.
+static const char *attr_word(int k, const rl_shapes_attr *a)
+{
+    const int v = k == RL_EVAL_BG ? a->bg : k == RL_EVAL_COLOR ? a->color
+                : k == RL_EVAL_SHAPE ? a->shape : a->motion;
+    if (v < 0) return NULL;
+    return k == RL_EVAL_BG ? rl_shapes_bg_name[v] : k == RL_EVAL_COLOR ? rl_shapes_color_name[v]
+         : k == RL_EVAL_SHAPE ? rl_shapes_shape_name[v] : rl_shapes_motion_name[v];
+}
+
 static void json_attr(FILE *f, const rl_shapes_attr *a)
 {
-    fprintf(f, "{\"background\": ");
-    if (a->bg >= 0) json_str(f, rl_shapes_bg_name[a->bg]); else fprintf(f, "null");
-    fprintf(f, ", \"colour\": ");
-    if (a->color >= 0) json_str(f, rl_shapes_color_name[a->color]); else fprintf(f, "null");
-    fprintf(f, ", \"shape\": ");
-    if (a->shape >= 0) json_str(f, rl_shapes_shape_name[a->shape]); else fprintf(f, "null");
-    fprintf(f, ", \"motion\": ");
-    if (a->motion >= 0) json_str(f, rl_shapes_motion_name[a->motion]); else fprintf(f, "null");
+    static const char *const key[RL_EVAL_ALL] = { "background", "colour", "shape", "motion" };
+    for (int k = 0; k < RL_EVAL_ALL; k++) {
+        fprintf(f, "%s\"%s\": ", k ? ", " : "{", key[k]);
+        if (attr_word(k, a)) json_str(f, attr_word(k, a));
+        else fprintf(f, "null");
+    }
     fprintf(f, "}");
 }
 
@@ -462,15 +470,6 @@ static rl_status make_dir(const char *path, rl_err *err)
                    errno == EEXIST ? "a file of that name exists" : strerror(errno));
 }
 
-static const char *verdict_word(int attr, const rl_shapes_attr *a)
-{
-    const int v = attr == RL_EVAL_BG ? a->bg : attr == RL_EVAL_COLOR ? a->color
-                : attr == RL_EVAL_SHAPE ? a->shape : a->motion;
-    if (v < 0) return "none";
-    return attr == RL_EVAL_BG ? rl_shapes_bg_name[v] : attr == RL_EVAL_COLOR ? rl_shapes_color_name[v]
-         : attr == RL_EVAL_SHAPE ? rl_shapes_shape_name[v] : rl_shapes_motion_name[v];
-}
-
 rl_status rl_eval_write_report(const char *dir, const rl_eval_result *res, rl_err *err)
 {
     char path[4096];
@@ -534,7 +533,8 @@ rl_status rl_eval_write_report(const char *dir, const rl_eval_result *res, rl_er
             for (int k = 0; k < RL_EVAL_ALL; k++) {
                 if (c->hit[k] < 0) continue;
                 fprintf(f, "%s: <span class=\"%s\">%s</span> (%.2f)<br>", attr_name[k],
-                        c->hit[k] ? "ok" : "bad", verdict_word(k, &c->got.a),
+                        c->hit[k] ? "ok" : "bad",
+                        attr_word(k, &c->got.a) ? attr_word(k, &c->got.a) : "none",
                         k == RL_EVAL_BG ? c->got.bg_conf : k == RL_EVAL_COLOR ? c->got.color_conf
                         : k == RL_EVAL_SHAPE ? c->got.shape_conf : c->got.motion_conf);
             }
