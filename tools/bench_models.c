@@ -36,9 +36,6 @@
 #include "io/diffusers.h"
 #include "tools/bench.h"
 #include "tools/cli.h"
-#ifdef RL_HAVE_CMD_GENERATE
-#include "core/reel.h"
-#endif
 
 #define DEFAULT_MODEL "presets/models/shapes"
 #define DEFAULT_BENCH_CONFIG "presets/bench/sd15_animatediff"
@@ -69,7 +66,9 @@ static const char unet_usage[] =
     "  --size PIXELS     frame width and height in pixels (default: the model's native size);\n"
     "                    a multiple of the VAE's scale (8 for SD)\n"
     "  --frames N        frames per video (default 16)\n"
-    "  --steps N         timed calls after the warm-up call (default 3; the median is shown)\n"
+    "  --steps N         timed calls after the warm-up call, at least (default 3); the median\n"
+    "                    is shown\n"
+    "  --min-time S      keep calling until S seconds have passed, too (default 1)\n"
     "  --threads N       threads (default: all cores)\n"
     "  --vs-torch        also time the same UNet in PyTorch (/usr/bin/python3 " TORCH_SCRIPT ")\n"
     "                    with the same config, size, frames and threads, and print the ratio\n"
@@ -471,6 +470,7 @@ int rl_bench_unet(int argc, char **argv)
 {
     const char *model_dir = NULL, *config_dir = NULL;
     int random = 0, size = 0, frames = 16, steps = 3, threads = 0, vs_torch = 0;
+    double min_time = 1.0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--model") && i + 1 < argc) {
@@ -487,6 +487,9 @@ int rl_bench_unet(int argc, char **argv)
             if (rl_cli_int(argv[++i], "--steps", 1, 1000, &steps)) return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (rl_cli_int(argv[++i], "--threads", 1, 1024, &threads)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--min-time") && i + 1 < argc) {
+            if (rl_cli_double(argv[++i], "--min-time", 0.0, 3600.0, &min_time))
+                return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--vs-torch")) {
             vs_torch = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -567,19 +570,23 @@ int rl_bench_unet(int argc, char **argv)
     printf("  first call    %.3f s (the arena grows to its peak)\n", t_first);
     fflush(stdout);
 
-    double *ts = malloc((size_t)steps * sizeof *ts);
+    enum { MAX_CALLS = 1000 };
+    double *ts = malloc((size_t)(steps > MAX_CALLS ? steps : MAX_CALLS) * sizeof *ts);
     if (!ts) {
         fprintf(stderr, "reel: bench unet: out of memory\n");
         rc = RL_EXIT_ERROR;
         goto done;
     }
-    for (int i = 0; i < steps; i++) {
+    // at least `steps` calls and at least min_time seconds (small models: many calls)
+    int n_ts = 0;
+    const double start = rl_bench_now();
+    while (n_ts < steps || (n_ts < MAX_CALLS && rl_bench_now() - start < min_time)) {
         t0 = rl_bench_now();
         run_unet(&call);
-        ts[i] = rl_bench_now() - t0;
+        ts[n_ts++] = rl_bench_now() - t0;
     }
-    qsort(ts, (size_t)steps, sizeof *ts, cmp_double);
-    const double step = ts[steps / 2], best = ts[0];
+    qsort(ts, (size_t)n_ts, sizeof *ts, cmp_double);
+    const double step = ts[n_ts / 2], best = ts[0];
     free(ts);
     double finite = 0.0;
     for (size_t i = 0; i < (size_t)N * c->out_channels * F * H * W; i++) finite += call.out[i];
@@ -587,7 +594,7 @@ int rl_bench_unet(int argc, char **argv)
 
     const flops f = count_unet(&m.u, N, F, H, W, m.L);
     const double total = f.conv + f.fc + f.attn;
-    printf("  step          %.3f s (median of %d; fastest %.3f s)\n", step, steps, best);
+    printf("  step          %.4f s (median of %d; fastest %.4f s)\n", step, n_ts, best);
     printf("  work          %.1f GFLOP per step: convolutions %.1f%%, linears %.1f%%, attention "
            "%.1f%%\n", total / 1e9, 100.0 * f.conv / total, 100.0 * f.fc / total,
            100.0 * f.attn / total);
@@ -602,7 +609,7 @@ int rl_bench_unet(int argc, char **argv)
         // free reel's copy first: both full-size models at once would double the memory
         rl_arena_free(&arena);
         model_free(&m);
-        double tt = run_torch(dir, size, F, steps, nt);
+        double tt = run_torch(dir, size, F, n_ts, nt);
         if (tt > 0.0)
             printf("  ratio         torch / reel = %.2f (reel is %.2fx %s)\n", tt / step,
                    tt > step ? tt / step : step / tt, tt > step ? "faster" : "slower");
@@ -619,10 +626,218 @@ done:
 
 // ---- reel bench clip --------------------------------------------------------------------------
 
+/* The public API's pipeline is in libreel when core/pipeline.c is (core/meson.build compiles
+ * it once it exists). */
+#if defined(RL_HAVE_CMD_GENERATE) || __has_include("core/pipeline.c")
+#define HAVE_PIPELINE 1
+#include "core/reel.h"
+#include "io/video.h"
+#endif
+
+static const char clip_usage[] =
+    "usage: reel bench clip [--model DIR] [options]\n"
+    "\n"
+    "Times one whole clip through the public API (core/reel.h): text encoding, the denoising\n"
+    "loop with classifier-free guidance, VAE decode frame by frame, and H.264 MP4 writing, each\n"
+    "phase on its own line; the MP4 goes to a temporary file that is removed afterwards.\n"
+    "\n"
+    "options:\n"
+    "  --model DIR     a model folder in diffusers layout (default " DEFAULT_MODEL ")\n"
+    "  --prompt TEXT   (default \"a red circle moving right\")\n"
+    "  --frames N      (default 16)\n"
+    "  --steps N       denoising steps (default 25)\n"
+    "  --guidance G    classifier-free guidance scale (default 7.5)\n"
+    "  --size PIXELS   width and height (default: the model's native size)\n"
+    "  --seed N        (default 0)\n"
+    "  --fps N         frames per second of the MP4 (default 8)\n"
+    "  --threads N     threads (default: all cores)\n"
+    "  --out FILE.mp4  keep the clip there instead of a temporary file\n"
+    "  -h, --help      this text\n"
+    "\n"
+    "example:\n"
+    "  reel bench clip --model tests/fixtures/models/tiny_a --threads 2\n"
+    "\n"
+    "exit status: 0 done, 2 bad option, 3 file error, 4 bad model, 5 codec, 1 other failure\n";
+
+#ifdef HAVE_PIPELINE
+/* Phase boundaries, taken from the pipeline's callbacks. */
+typedef struct {
+    double t_encode;          // ENCODE progress: text encoding starts
+    double t_noise;           // on_step(-1): initial latents drawn, denoising starts
+    double t_denoised;        // on_step of the last step
+    double t_write;           // seconds inside on_frame (MP4 encoding)
+    int n_steps;
+    const char *path;
+    int fps;
+    rl_video *video;
+    rl_status vrc;
+    rl_err verr;
+} clip_timer;
+
+static int clip_progress(void *user, rl_phase phase, int i, int n)
+{
+    clip_timer *c = user;
+    if (phase == RL_PHASE_ENCODE && c->t_encode == 0.0) c->t_encode = rl_bench_now();
+    return 0;
+}
+
+static int clip_step(void *user, int step, int t, const float *eps, const float *latents)
+{
+    clip_timer *c = user;
+    if (step < 0) c->t_noise = rl_bench_now();
+    else {
+        c->t_denoised = rl_bench_now();
+        c->n_steps = step + 1;
+    }
+    return 0;
+}
+
+static int clip_frame(void *user, int frame, const uint8_t *rgb, int width, int height)
+{
+    clip_timer *c = user;
+    double t0 = rl_bench_now();
+    if (!c->video) {
+        rl_video_opts o = rl_video_default_opts();
+        c->vrc = rl_video_open(&c->video, c->path, width, height, c->fps, &o, &c->verr);
+    }
+    if (c->vrc == RL_OK) c->vrc = rl_video_push(c->video, rgb, &c->verr);
+    c->t_write += rl_bench_now() - t0;
+    return c->vrc != RL_OK;   // cancels the clip when the writer failed
+}
+#endif
+
 int rl_bench_clip(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "reel: bench clip: the generation pipeline is not in this build\n");
+    const char *model_dir = DEFAULT_MODEL, *prompt = "a red circle moving right", *out = NULL;
+    int frames = 16, steps = 25, size = 0, fps = 8, threads = 0;
+    unsigned long long seed = 0;
+    double guidance = 7.5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--model") && i + 1 < argc) {
+            model_dir = argv[++i];
+        } else if (!strcmp(a, "--prompt") && i + 1 < argc) {
+            prompt = argv[++i];
+        } else if (!strcmp(a, "--out") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(a, "--frames") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--frames", 1, 1024, &frames)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--steps") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--steps", 1, 1000, &steps)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--size") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--size", 8, 8192, &size)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--fps") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--fps", 1, 240, &fps)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--threads", 1, 1024, &threads)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--guidance") && i + 1 < argc) {
+            if (rl_cli_double(argv[++i], "--guidance", 1.0, 100.0, &guidance)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--seed") && i + 1 < argc) {
+            if (rl_cli_u64(argv[++i], "--seed", &seed)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(clip_usage, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "reel bench clip: unknown option '%s'\n\n%s", a, clip_usage);
+            return RL_EXIT_USAGE;
+        }
+    }
+#ifndef HAVE_PIPELINE
+    (void)model_dir; (void)prompt; (void)out; (void)frames; (void)steps; (void)size; (void)fps;
+    (void)threads; (void)seed; (void)guidance;
+    fprintf(stderr, "reel: bench clip: the generation pipeline (core/pipeline.c) is not in this "
+            "build\n");
     return RL_EXIT_ERROR;
+#else
+    if (out && rl_video_kind_of(out) != RL_VIDEO_MP4) {
+        fprintf(stderr, "reel: bench clip: --out %s: expected a .mp4 file name\n", out);
+        return RL_EXIT_USAGE;
+    }
+    char tmpdir[] = "/tmp/reel-bench-XXXXXX", tmppath[64];
+    if (!out) {
+        if (!mkdtemp(tmpdir)) {
+            fprintf(stderr, "reel: bench clip: cannot make a temporary folder: %s\n",
+                    strerror(errno));
+            return RL_EXIT_IO;
+        }
+        snprintf(tmppath, sizeof tmppath, "%s/clip.mp4", tmpdir);
+    }
+    rl_par_set_threads(threads);
+    const int nt = rl_par_threads();
+    rl_err err = { 0 };
+    rl_ctx *ctx = NULL;
+    int rc = 0;
+    double t0 = rl_bench_now();
+    if (rl_ctx_open(&ctx, model_dir, nt, &err) != RL_OK) {
+        rc = rl_cli_fail(&err);
+        goto done;
+    }
+    const double t_open = rl_bench_now() - t0;
+    const rl_model_info info = rl_ctx_info(ctx);
+    if (!size) size = info.sample_size * info.vae_scale;
+
+    clip_timer ct = { .path = out ? out : tmppath, .fps = fps };
+    rl_gen_params p = rl_gen_default_params();
+    p.prompt = prompt;
+    p.frames = frames;
+    p.steps = steps;
+    p.width = p.height = size;
+    p.guidance = (float)guidance;
+    p.seed = seed;
+    p.progress = clip_progress;
+    p.progress_user = &ct;
+    p.on_step = clip_step;
+    p.step_user = &ct;
+    p.on_frame = clip_frame;
+    p.frame_user = &ct;
+
+    printf("reel bench clip: %s, %d thread%s\n", model_dir, nt, nt == 1 ? "" : "s");
+    printf("  clip          \"%s\": %d frames %dx%d, %d steps, guidance %.1f%s, seed %llu\n",
+           prompt, frames, size, size, steps, guidance, guidance > 1.0 ? " (CFG: batch 2)" : "",
+           seed);
+    printf("  open          %.3f s (model load, not part of the clip)\n", t_open);
+    fflush(stdout);
+
+    t0 = rl_bench_now();
+    rl_status grc = rl_generate(ctx, &p, &err);
+    const double t_gen = rl_bench_now() - t0;
+    if (grc != RL_OK) {
+        if (ct.vrc != RL_OK) err = ct.verr;   // cancelled because the writer failed
+        rl_video_abort(&ct.video);
+        rc = rl_cli_fail(&err);
+        goto done;
+    }
+    double tc = rl_bench_now();
+    if (rl_video_close(&ct.video, &err) != RL_OK) {
+        rc = rl_cli_fail(&err);
+        goto done;
+    }
+    const double t_close = rl_bench_now() - tc, t_end = t0 + t_gen;
+    struct stat st;
+    const long long bytes = stat(ct.path, &st) == 0 ? (long long)st.st_size : -1;
+
+    const double setup = ct.t_encode - t0, encode = ct.t_noise - ct.t_encode;
+    const double denoise = ct.t_denoised - ct.t_noise;
+    const double decode = t_end - ct.t_denoised - ct.t_write, write = ct.t_write + t_close;
+    const double total = t_gen + t_close, video_s = (double)frames / fps;
+    printf("  setup         %.3f s (arena, scheduler)\n", setup);
+    printf("  encode        %.3f s (text encoder: prompt and negative prompt)\n", encode);
+    printf("  denoise       %.3f s (%d steps, %.3f s per step)\n", denoise, ct.n_steps,
+           ct.n_steps ? denoise / ct.n_steps : 0.0);
+    printf("  decode        %.3f s (VAE, %d frames, %.1f ms per frame)\n", decode, frames,
+           1e3 * decode / frames);
+    printf("  write         %.3f s (H.264 MP4, %lld bytes%s%s)\n", write, bytes,
+           out ? ": " : ", removed", out ? out : "");
+    printf("  total         %.3f s for %.2f s of video at %d fps: %.2fx real time\n", total,
+           video_s, fps, video_s / total);
+    printf("  memory        process max RSS %.3f GB\n", gb(max_rss_bytes()));
+
+done:
+    rl_ctx_close(&ctx);
+    if (!out) {
+        unlink(tmppath);
+        rmdir(tmpdir);
+    }
+    return rc;
+#endif
 }
