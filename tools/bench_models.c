@@ -72,6 +72,8 @@ static const char unet_usage[] =
     "  --threads N       threads (default: all cores)\n"
     "  --vs-torch        also time the same UNet in PyTorch (/usr/bin/python3 " TORCH_SCRIPT ")\n"
     "                    with the same config, size, frames and threads, and print the ratio\n"
+    "  --dry-run         no calls: print the shapes, the work per step and the planned memory\n"
+    "                    (with --random-weights the weights are not even filled)\n"
     "  -h, --help        this text\n"
     "\n"
     "examples:\n"
@@ -175,7 +177,8 @@ static int parse_missing(const char *msg, char *name, size_t cap, int *ndim, int
  * of the motion modules aside: reel computes them when absent). Each bind is cheap (name
  * lookups), so the O(n^2) lookups over ~1,700 tensors of SD 1.5 + AnimateDiff take well under
  * a second; the weights' values dominate (about 5 GB of floats). */
-static rl_status build_random(rl_unet *u, rl_weights *ws, const rl_unet_cfg *cfg, rl_err *err)
+static rl_status build_random(rl_unet *u, rl_weights *ws, const rl_unet_cfg *cfg, int fill,
+                              rl_err *err)
 {
     for (;;) {
         rl_err e = { 0 };
@@ -190,7 +193,7 @@ static rl_status build_random(rl_unet *u, rl_weights *ws, const rl_unet_cfg *cfg
         }
         float *p;
         if (rl_weights_add_new(ws, name, ndim, shape, &p, err) != RL_OK) return err->code;
-        fill_random(p, name, ndim, shape);
+        if (fill) fill_random(p, name, ndim, shape);   // else zeros, pages never touched
     }
 }
 
@@ -242,6 +245,8 @@ static rl_status load_configs(bench_model *m, const char *dir, rl_err *err)
     return RL_OK;
 }
 
+/* random: 0 weights from the folder's files, 1 random weights, 2 zero weights (calloc'd,
+ * never touched: a dry run that only needs the bound shapes). */
 static rl_status model_open(bench_model *m, const char *dir, int random, rl_err *err)
 {
     memset(m, 0, sizeof *m);
@@ -249,7 +254,7 @@ static rl_status model_open(bench_model *m, const char *dir, int random, rl_err 
     rl_weights_init(&m->wm, "motion_adapter");
     TRY(load_configs(m, dir, err));
     snprintf(m->label, sizeof m->label, "%s%s", dir, random ? " (random weights)" : "");
-    if (random) return build_random(&m->u, &m->ws, &m->cfg, err);
+    if (random) return build_random(&m->u, &m->ws, &m->cfg, random == 1, err);
     TRY(rl_diffusers_load_weights(&m->ws, dir, "unet", "diffusion_pytorch_model", err));
     if (m->has_wm)
         TRY(rl_diffusers_load_weights(&m->wm, dir, "motion_adapter", "diffusion_pytorch_model",
@@ -469,7 +474,7 @@ static int cmp_double(const void *a, const void *b)
 int rl_bench_unet(int argc, char **argv)
 {
     const char *model_dir = NULL, *config_dir = NULL;
-    int random = 0, size = 0, frames = 16, steps = 3, threads = 0, vs_torch = 0;
+    int random = 0, size = 0, frames = 16, steps = 3, threads = 0, vs_torch = 0, dry = 0;
     double min_time = 1.0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -490,6 +495,8 @@ int rl_bench_unet(int argc, char **argv)
         } else if (!strcmp(a, "--min-time") && i + 1 < argc) {
             if (rl_cli_double(argv[++i], "--min-time", 0.0, 3600.0, &min_time))
                 return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--dry-run")) {
+            dry = 1;
         } else if (!strcmp(a, "--vs-torch")) {
             vs_torch = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -522,7 +529,7 @@ int rl_bench_unet(int argc, char **argv)
     rl_err err = { 0 };
     bench_model m;
     double t0 = rl_bench_now();
-    if (model_open(&m, dir, random, &err) != RL_OK) {
+    if (model_open(&m, dir, random && dry ? 2 : random, &err) != RL_OK) {
         model_free(&m);
         return rl_cli_fail(&err);
     }
@@ -546,7 +553,17 @@ int rl_bench_unet(int argc, char **argv)
            gb(w_bytes), t_load);
     printf("  shapes        %dx%d pixels = %dx%d latents x %d channels, %d frames, batch %d "
            "(CFG), text %d x %d\n", size, size, H, W, Cin, F, N, m.L, m.D);
+    const flops f = count_unet(&m.u, N, F, H, W, m.L);
+    const double total = f.conv + f.fc + f.attn;
+    printf("  work          %.1f GFLOP per step: convolutions %.1f%%, linears %.1f%%, attention "
+           "%.1f%%\n", total / 1e9, 100.0 * f.conv / total, 100.0 * f.fc / total,
+           100.0 * f.attn / total);
     fflush(stdout);
+    if (dry) {
+        printf("  memory        weights %.3f GB\n", gb(w_bytes));
+        model_free(&m);
+        return 0;
+    }
 
     unet_call call = { .m = &m, .N = N, .F = F, .H = H, .W = W, .t = { 500.0f, 500.0f } };
     rl_arena arena;
@@ -592,12 +609,7 @@ int rl_bench_unet(int argc, char **argv)
     for (size_t i = 0; i < (size_t)N * c->out_channels * F * H * W; i++) finite += call.out[i];
     if (!isfinite(finite)) fprintf(stderr, "reel: bench unet: warning: the output is not finite\n");
 
-    const flops f = count_unet(&m.u, N, F, H, W, m.L);
-    const double total = f.conv + f.fc + f.attn;
     printf("  step          %.4f s (median of %d; fastest %.4f s)\n", step, n_ts, best);
-    printf("  work          %.1f GFLOP per step: convolutions %.1f%%, linears %.1f%%, attention "
-           "%.1f%%\n", total / 1e9, 100.0 * f.conv / total, 100.0 * f.fc / total,
-           100.0 * f.attn / total);
     printf("  rate          %.1f GFLOP/s (%.1f per thread)\n", total / step / 1e9,
            total / step / 1e9 / nt);
     printf("  memory        arena peak %.3f GB + weights %.3f GB = %.3f GB; process max RSS "
