@@ -2,7 +2,7 @@
  *
  * The text is laid out as Python's json.dumps(obj, indent=2, sort_keys=True) does: keys
  * sorted by code point, two spaces per level, lists one item per line, floats in repr()
- * form (shortest digits that read back to the same double, "1.0" rather than "1"). */
+ * form ("1.0" rather than "1"), with the shortest digits that read back to the same float32. */
 #include "tools/train_cfg.h"
 
 #include <stdarg.h>
@@ -47,12 +47,13 @@ static void jw_put(jw *j, const char *key, const char *fmt, ...)
     j->e[j->n++] = (jentry){ k, v };
 }
 
-/* Python's repr of the double value of f. */
+/* The shortest decimal that reads back to the same float32 (configs hold float32 values;
+ * 1e-5f is written "1e-05", as Python would write the number it came from), in repr() form. */
 static void float_repr(char *buf, size_t cap, double f)
 {
     for (int p = 1; p <= 17; p++) {
         snprintf(buf, cap, "%.*g", p, f);
-        if (strtod(buf, NULL) == f) break;
+        if ((float)strtod(buf, NULL) == (float)f) break;
     }
     if (!strpbrk(buf, ".eEn")) strncat(buf, ".0", cap - strlen(buf) - 1);
 }

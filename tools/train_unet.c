@@ -1,8 +1,392 @@
-/* tools/train_unet.c - `reel train unet` (being written). */
+/* tools/train_unet.c - `reel train unet`: the UNetMotionModel as a noise (or v) predictor on
+ * VAE latents of shapes-world clips, conditioned on the frozen text encoder.
+ *
+ * Per step (DDPM training, Ho et al. 2020; v-prediction, Salimans & Ho 2022):
+ *   frames -> frozen VAE encoder -> z = (mean + std * e) * scaling_factor      (N, C, F, h, w)
+ *   caption, or "" for a share cond_drop of the samples (classifier-free guidance, Ho &
+ *   Salimans 2022) -> frozen CLIPTextModel -> last_hidden_state emb            (N, L, D)
+ *   t ~ U{0..999} per sample, eps ~ N(0, I), x_t = sqrt(abar_t) z + sqrt(1 - abar_t) eps
+ *   loss = mean (UNet(x_t, t, emb) - target)^2, target eps or v.
+ * Stages (AnimateDiff's recipe, Guo et al. 2023): image = single frames (F = 1), motion
+ * modules frozen and, zero-initialised at their proj_out as AnimateDiff does, an identity;
+ * motion = clips of `frames` frames, only the motion modules train; joint = everything on
+ * clips. The release (EMA) weights go to out/unet with the motion modules' positional tables
+ * (pos_embed.pe, persistent buffers in diffusers), plus out/scheduler and out/model_index.json. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bpe.h"
+#include "core/clip.h"
+#include "core/layers.h"
+#include "core/unet.h"
+#include "core/vae.h"
+#include "io/config_clip.h"
+#include "io/config_unet.h"
+#include "io/config_vae.h"
+#include "io/tokfiles.h"
+#include "io/weights_io.h"
+#include "tools/shapes/render.h"
+#include "tools/shapes/world.h"
+#include "tools/train.h"
+#include "tools/train_cfg.h"
 #include "tools/train_stages.h"
+
+/* The default model's UNet: 16x16x4 latents, two levels (16x16, 8x8) with cross-attention
+ * and motion modules at both and in the mid block; about 1.5 M parameters. */
+static const char default_unet_config[] =
+    "{\"_class_name\": \"UNetMotionModel\", \"block_out_channels\": [32, 64],"
+    " \"down_block_types\": [\"CrossAttnDownBlockMotion\", \"CrossAttnDownBlockMotion\"],"
+    " \"up_block_types\": [\"CrossAttnUpBlockMotion\", \"CrossAttnUpBlockMotion\"],"
+    " \"layers_per_block\": 1, \"norm_num_groups\": 8, \"num_attention_heads\": 4,"
+    " \"cross_attention_dim\": 64, \"motion_num_attention_heads\": 4,"
+    " \"motion_max_seq_length\": 32, \"use_motion_mid_block\": true, \"in_channels\": 4,"
+    " \"out_channels\": 4, \"sample_size\": 16}";
+
+#define BETA_START 0.00085f
+#define BETA_END 0.012f
+
+static rl_status unet_probe(void *ctx, rl_weights *ws, rl_err *err)
+{
+    rl_unet u = { 0 };
+    rl_status rc = rl_unet_bind(&u, ws, NULL, ctx, err);
+    rl_unet_free(&u);
+    return rc;
+}
+
+typedef struct {
+    const rl_train_opts *o;
+    rl_unet_cfg cfg;
+    rl_unet u, g;
+    int which;                  // RL_UNET_GRAD_*
+    int F;                      // frames per sample this stage
+    int N, L, D, lc, h, w, H, W;
+    rl_noise_sched ns;
+    // frozen parts
+    rl_vae_cfg vcfg;
+    rl_weights vws, tws;
+    rl_vae vae;
+    rl_clip_cfg tcfg;
+    rl_clip text;
+    rl_bpe bpe;
+    rl_arena arena;
+    // buffers
+    int *ids;                   // (N, L)
+    float *clipbuf;             // (3, 16, H, W)
+    float *frames;              // (N * F, 3, H, W)
+    float *mean, *lv;           // (N * F, lc, h, w)
+    float *z0, *eps, *xt, *target, *out, *dout;   // (N, lc, F, h, w)
+    float *emb;                 // (N, L, D)
+    float *tval;                // (N)
+} unet_run;
+
+static rl_status unet_batch(unet_run *r, long step, rl_err *err)
+{
+    const rl_train_opts *o = r->o;
+    const int N = r->N, F = r->F, FS = RL_SHAPES_FRAMES, lc = r->lc;
+    const size_t S = (size_t)r->H * r->W, s = (size_t)r->h * r->w;
+    rl_shapes_spec *sp = malloc((size_t)N * sizeof *sp);
+    char (*caps)[96] = malloc((size_t)N * 96);
+    rl_status rc = RL_OK;
+    if (!sp || !caps) {
+        rc = rl_errf(err, RL_E_NOMEM, "unet: out of memory");
+        goto done;
+    }
+    rl_train_specs(sp, caps, o->seed, step, N);
+    for (int n = 0; n < N && !rc; n++) {
+        // frames: F evenly spaced of the clip's 16 (F = 1: one at random)
+        rl_shapes_render_f32(r->clipbuf, &sp[n], FS, r->H, r->W);
+        rl_trng q = rl_trng_make(o->seed, RL_TRNG_FRAME, (uint64_t)step, (uint64_t)n);
+        const int f0 = F == 1 ? (int)(rl_trng_u64(&q) % FS) : 0;
+        for (int f = 0; f < F; f++) {
+            const int fs = F == 1 ? f0 : (F == FS ? f : f * (FS - 1) / (F - 1));
+            for (int c = 0; c < 3; c++)
+                memcpy(r->frames + (((size_t)n * F + f) * 3 + c) * S,
+                       r->clipbuf + ((size_t)c * FS + fs) * S, S * sizeof(float));
+        }
+        // caption, dropped to "" for classifier-free guidance
+        rl_trng d = rl_trng_make(o->seed, RL_TRNG_DROP, (uint64_t)step, (uint64_t)n);
+        const char *text = rl_trng_unif(&d) < (double)o->cond_drop ? "" : caps[n];
+        rc = rl_bpe_encode(&r->bpe, text, r->ids + (size_t)n * r->L, NULL, err);
+    }
+    if (rc) goto done;
+
+    // latents of the frames: posterior sample times the scaling factor, (N, lc, F, h, w)
+    rl_vae_encode(&r->vae, &r->arena, r->mean, r->lv, r->frames, N * F, r->H, r->W);
+    rl_clip_acts ta;
+    rl_arena_mark mk = rl_arena_get_mark(&r->arena);
+    rl_clip_plan(&r->text, &ta, &r->arena, N, r->L, 0);
+    rc = rl_arena_check(&r->arena, err);
+    if (rc) goto done;
+    rl_clip_fwd(&r->text, &ta, r->emb, r->ids, N, r->L);
+    rl_arena_reset(&r->arena, mk);
+
+    const float sf = r->vcfg.scaling_factor, sh = r->vcfg.shift_factor;
+    const size_t per = (size_t)lc * F * s;
+    for (int n = 0; n < N; n++) {
+        rl_trng qp = rl_trng_make(o->seed, RL_TRNG_POST, (uint64_t)step, (uint64_t)n);
+        for (int f = 0; f < F; f++)
+            for (int c = 0; c < lc; c++)
+                for (size_t k = 0; k < s; k++) {
+                    const size_t src = (((size_t)n * F + f) * lc + c) * s + k;
+                    const float zv = r->mean[src] + expf(0.5f * r->lv[src]) * rl_trng_normal(&qp);
+                    r->z0[(((size_t)n * lc + c) * F + f) * s + k] = (zv - sh) * sf;
+                }
+        rl_trng qt = rl_trng_make(o->seed, RL_TRNG_TIME, (uint64_t)step, (uint64_t)n);
+        const int t = (int)(rl_trng_u64(&qt) % RL_NOISE_T);
+        r->tval[n] = (float)t;
+        rl_trng qn = rl_trng_make(o->seed, RL_TRNG_NOISE, (uint64_t)step, (uint64_t)n);
+        rl_trng_normals(&qn, r->eps + (size_t)n * per, per);
+        rl_noise_add(&r->ns, r->xt + (size_t)n * per, r->target + (size_t)n * per,
+                     r->z0 + (size_t)n * per, r->eps + (size_t)n * per, t, per);
+    }
+done:
+    free(sp);
+    free(caps);
+    return rc;
+}
+
+static rl_status unet_step(void *ctx, rl_ptable *pt, long step, double *loss, double *aux,
+                           rl_err *err)
+{
+    unet_run *r = ctx;
+    (void)pt;
+    rl_status rc = unet_batch(r, rl_train_data_step(r->o, step), err);
+    if (rc) return rc;
+    const size_t n = (size_t)r->N * r->lc * r->F * r->h * r->w;
+    rl_arena_mark mk = rl_arena_get_mark(&r->arena);
+    rl_unet_acts a;
+    rc = rl_unet_fwd_train(&r->u, &a, &r->arena, r->out, r->xt, r->tval, r->N, r->emb, 1, r->L,
+                           r->D, r->N, r->F, r->h, r->w, err);
+    if (rc) {
+        rl_arena_reset(&r->arena, mk);
+        return rc;
+    }
+    double l = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (double)r->out[i] - r->target[i];
+        l += d * d;
+        r->dout[i] = (float)(2.0 * d / (double)n);
+    }
+    rl_unet_bwd(&r->u, &r->g, r->which, &a, &r->arena, NULL, NULL, r->dout);
+    rl_arena_reset(&r->arena, mk);
+    *loss = l / (double)n;
+    double tm = 0;
+    for (int i = 0; i < r->N; i++) tm += r->tval[i];
+    *aux = tm / r->N;           // mean time step of the batch (to read the loss against)
+    return RL_OK;
+}
+
+/* Adds diffusers' persistent positional tables of every motion-module block to ws
+ * (pos_embed.pe (1, max_seq, C)), in buffers owned by ws. */
+static rl_status add_pe_buffers(unet_run *r, const rl_ptable *pt, rl_weights *ws, rl_err *err)
+{
+    const char *mark = ".norm1.weight";
+    for (int i = 0; i < pt->n; i++) {
+        const rl_weight *w = &pt->p.w[i];
+        const size_t ln = strlen(w->name), lm = strlen(mark);
+        if (!strstr(w->name, "motion_modules.") || ln < lm || strcmp(w->name + ln - lm, mark))
+            continue;
+        char name[600];
+        snprintf(name, sizeof name, "%.*s.pos_embed.pe", (int)(ln - lm), w->name);
+        const int C = (int)w->shape[0];
+        float *pe;
+        rl_status rc = rl_weights_add_new(ws, name, 3, (int64_t[]){ 1, r->cfg.motion_max_seq, C },
+                                          &pe, err);
+        if (rc) return rc;
+        rl_sinusoidal_pe_table(pe, r->cfg.motion_max_seq, C);
+    }
+    return RL_OK;
+}
+
+static rl_status unet_finish(void *ctx, rl_ptable *pt, rl_err *err)
+{
+    unet_run *r = ctx;
+    const rl_train_opts *o = r->o;
+    char dir[4096], path[4200];
+    rl_weights rel;
+    rl_weights_init(&rel, "unet (release)");
+    rl_status rc = rl_ptable_release_table(pt, &rel, err);
+    if (!rc) rc = add_pe_buffers(r, pt, &rel, err);
+    rl_train_join(dir, sizeof dir, o->out, "unet");
+    if (!rc) rc = rl_train_mkdir(dir, err);
+    if (!rc) rc = rl_weights_save_st(&rel, rl_train_join(path, sizeof path, dir,
+                                     "diffusion_pytorch_model.safetensors"), NULL, RL_F32, err);
+    if (!rc) rc = rl_train_write_unet_config(rl_train_join(path, sizeof path, dir, "config.json"),
+                                             &r->cfg, err);
+    rl_train_join(dir, sizeof dir, o->out, "scheduler");
+    if (!rc) rc = rl_train_mkdir(dir, err);
+    rl_train_sched_cfg sc = { .scaled_linear = 1, .beta_start = BETA_START, .beta_end = BETA_END,
+                              .v_pred = o->v_pred, .zero_snr = o->zero_snr };
+    if (!rc) rc = rl_train_write_sched_config(rl_train_join(path, sizeof path, dir,
+                                              "scheduler_config.json"), &sc, err);
+    if (!rc) rc = rl_train_write_model_index(rl_train_join(path, sizeof path, o->out,
+                                             "model_index.json"), err);
+    if (!rc && o->note) {
+        char msg[4400];
+        snprintf(msg, sizeof msg, "unet: wrote %s/unet, %s/scheduler, %s/model_index.json",
+                 o->out, o->out, o->out);
+        o->note(o->note_ctx, msg);
+    }
+    rl_weights_free(&rel);
+    return rc;
+}
+
+/* The frozen VAE, text encoder and tokenizer from out/. */
+static rl_status load_frozen(unet_run *r, rl_err *err)
+{
+    const char *out = r->o->out;
+    char path[4200];
+    rl_status rc = rl_tokfiles_open(&r->bpe, rl_train_join(path, sizeof path, out, "tokenizer"), err);
+    if (!rc) rc = rl_vae_cfg_load(&r->vcfg, rl_train_join(path, sizeof path, out, "vae/config.json"), err);
+    if (!rc) rc = rl_weights_load_st(&r->vws, rl_train_join(path, sizeof path, out,
+                                     "vae/diffusion_pytorch_model.safetensors"), NULL, err);
+    if (!rc) rc = rl_vae_bind(&r->vae, &r->vws, "", &r->vcfg, err);
+    if (!rc) rc = rl_clip_cfg_load(&r->tcfg, rl_train_join(path, sizeof path, out,
+                                   "text_encoder/config.json"), err);
+    if (!rc) rc = rl_weights_load_st(&r->tws, rl_train_join(path, sizeof path, out,
+                                     "text_encoder/model.safetensors"), NULL, err);
+    if (!rc) rc = rl_clip_bind(&r->text, &r->tws, "text_model", &r->tcfg, err);
+    if (rc)
+        rl_err_prefix(err, "unet needs the tokenizer, vae and clip stages in %s first", out);
+    return rc;
+}
 
 rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
 {
-    (void)o;
-    return rl_errf(err, RL_E_INTERNAL, "train unet: not implemented yet");
+    unet_run r = { .o = o };
+    rl_ptable pt;
+    rl_json j = { 0 };
+    char *cfg_text = NULL;
+    char ckpt[4200], logp[4200], path[4200];
+    rl_ptable_init(&pt, "unet");
+    rl_weights_init(&r.vws, "vae");
+    rl_weights_init(&r.tws, "text_encoder");
+    rl_arena_init(&r.arena, 0);
+    rl_status rc = load_frozen(&r, err);
+    if (rc) goto done;
+    rc = rl_train_load_config(&j, o->config, default_unet_config, err);
+    if (!rc) rc = rl_unet_cfg_parse(&r.cfg, &j, err);
+    if (rc) goto done;
+    const int vs = rl_vae_cfg_scale(&r.vcfg);
+    r.H = r.W = o->size;
+    r.h = r.w = o->size / vs;
+    r.lc = r.vcfg.latent_channels;
+    r.L = r.bpe.max_length;
+    r.D = r.tcfg.hidden_size;
+    r.N = o->batch;
+    r.F = o->unet_stage == RL_UNET_STAGE_IMAGE ? 1 : o->frames;
+    r.cfg.sample_size = r.h;
+    if (!r.cfg.has_motion || r.cfg.in_channels != r.lc || r.cfg.out_channels != r.lc ||
+        r.cfg.cross_dim[0] != r.D || o->size % vs) {
+        rc = rl_errf(err, RL_E_PARAM, "unet: the config must be a UNetMotionModel with %d latent "
+                     "channels in and out and cross_attention_dim %d (the text encoder's "
+                     "hidden size), on frames a multiple of %d px", r.lc, r.D, vs);
+        goto done;
+    }
+    if (r.F > r.cfg.motion_max_seq || r.F > RL_SHAPES_FRAMES) {
+        rc = rl_errf(err, RL_E_PARAM, "unet: --frames %d is above motion_max_seq_length %d or "
+                     "the world's %d frames", r.F, r.cfg.motion_max_seq, RL_SHAPES_FRAMES);
+        goto done;
+    }
+    rl_noise_sched_init(&r.ns, 1, BETA_START, BETA_END, o->zero_snr, o->v_pred);
+
+    rc = rl_ptable_discover(&pt, unet_probe, &r.cfg, err);
+    if (rc) goto done;
+    rl_ptable_init_params(&pt, o->seed, NULL);
+    // AnimateDiff zero-initialises each motion module's proj_out: the module starts as an
+    // identity, so the image UNet is unchanged until the motion stage trains it
+    for (int i = 0; i < pt.n; i++) {
+        rl_weight *w = &pt.p.w[i];
+        const char *mm = strstr(w->name, "motion_modules.");
+        if (mm && (strstr(mm, ".proj_out.weight") || strstr(mm, ".proj_out.bias")) &&
+            !strstr(mm, "transformer_blocks"))
+            memset(w->data, 0, (size_t)w->shape[0] * (w->ndim > 1 ? (size_t)w->shape[1] : 1) *
+                                   sizeof(float));   // (C, inner) or (C)
+    }
+    if (o->resume_from) {
+        rc = rl_ptable_load(&pt, rl_train_join(path, sizeof path, o->resume_from,
+                            "unet/diffusion_pytorch_model.safetensors"), NULL, 1, err);
+        if (rc) goto done;
+    }
+    const char *stage_name = "unet";
+    switch (o->unet_stage) {
+    case RL_UNET_STAGE_IMAGE:
+        rl_ptable_freeze(&pt, "motion_modules.", 1);
+        r.which = RL_UNET_GRAD_IMAGE;
+        stage_name = "unet-image";
+        break;
+    case RL_UNET_STAGE_MOTION:
+        rl_ptable_freeze(&pt, "", 1);
+        rl_ptable_freeze(&pt, "motion_modules.", 0);
+        r.which = RL_UNET_GRAD_MOTION;
+        stage_name = "unet-motion";
+        break;
+    case RL_UNET_STAGE_JOINT:
+        r.which = RL_UNET_GRAD_ALL;
+        break;
+    }
+    rc = rl_ptable_alloc_state(&pt, o->ema > 0, err);
+    if (!rc) rc = rl_unet_bind(&r.u, &pt.p, NULL, &r.cfg, err);
+    if (!rc) rc = rl_unet_bind(&r.g, &pt.g, NULL, &r.cfg, err);
+    if (rc) goto done;
+
+    const int N = r.N, F = r.F, lc = r.lc;
+    const size_t nlat = (size_t)N * lc * F * r.h * r.w;
+    r.ids = calloc((size_t)N * r.L, sizeof(int));
+    r.clipbuf = rl_arena_floats(&r.arena, (size_t)3 * RL_SHAPES_FRAMES * r.H * r.W);
+    r.frames = rl_arena_floats(&r.arena, (size_t)N * F * 3 * r.H * r.W);
+    r.mean = rl_arena_floats(&r.arena, nlat);
+    r.lv = rl_arena_floats(&r.arena, nlat);
+    float **bl[] = { &r.z0, &r.eps, &r.xt, &r.target, &r.out, &r.dout };
+    for (size_t i = 0; i < sizeof bl / sizeof bl[0]; i++) *bl[i] = rl_arena_floats(&r.arena, nlat);
+    r.emb = rl_arena_floats(&r.arena, (size_t)N * r.L * r.D);
+    r.tval = rl_arena_floats(&r.arena, (size_t)N);
+    rc = rl_arena_check(&r.arena, err);
+    if (!rc && !r.ids) rc = rl_errf(err, RL_E_NOMEM, "unet: out of memory");
+    if (rc) goto done;
+    if (o->note) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s: %zu parameters, %zu trained; batch %d x %d frames of "
+                 "%dx%dx%d latents; %s%s", stage_name, rl_ptable_numel(&pt, 0),
+                 rl_ptable_numel(&pt, 1), N, F, lc, r.h, r.w,
+                 o->v_pred ? "v_prediction" : "epsilon", o->zero_snr ? ", zero terminal SNR" : "");
+        o->note(o->note_ctx, msg);
+    }
+
+    cfg_text = rl_train_unet_config_json(&r.cfg);
+    if (!cfg_text) {
+        rc = rl_errf(err, RL_E_NOMEM, "unet: out of memory");
+        goto done;
+    }
+    char extra[300], opts[1024];
+    snprintf(extra, sizeof extra, "{\"size\": %d, \"frames\": %d, \"prediction\": \"%s\", "
+             "\"zero_snr\": %d, \"cond_drop\": %.9g, \"overfit\": %d}", o->size, F,
+             o->v_pred ? "v_prediction" : "epsilon", o->zero_snr, (double)o->cond_drop, o->overfit);
+    rl_kv meta[RL_TRAIN_MAX_META];
+    int n_meta = rl_train_common_meta(meta, opts, sizeof opts, o, cfg_text, extra);
+    rl_train_loop_cfg lc_;
+    rc = rl_train_loop_cfg_init(&lc_, o, stage_name, ckpt, logp, sizeof ckpt, err);
+    if (rc) goto done;
+    lc_.ctx = &r;
+    lc_.step = unet_step;
+    lc_.finish = unet_finish;
+    lc_.meta = meta;
+    lc_.n_meta = n_meta;
+    rc = rl_train_loop(&lc_, &pt, err);
+
+done:
+    free(cfg_text);
+    free(r.ids);
+    rl_json_free(&j);
+    rl_unet_free(&r.u);
+    rl_unet_free(&r.g);
+    rl_vae_free(&r.vae);
+    rl_clip_free(&r.text);
+    rl_bpe_free(&r.bpe);
+    rl_weights_free(&r.vws);
+    rl_weights_free(&r.tws);
+    rl_arena_free(&r.arena);
+    rl_ptable_free(&pt);
+    return rc;
 }
