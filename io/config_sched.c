@@ -81,6 +81,26 @@ rl_status rl_sched_cfg_parse(rl_sched_cfg *out, const rl_json *j, rl_err *err)
     if (kind == RL_SCHED_EULER && strcmp(s, "linear") != 0)
         return rl_errf(err, RL_E_FORMAT, "%s: key 'interpolation_type': '%.64s' is not "
                        "supported (expected linear)", j->label, s);
+    if (kind == RL_SCHED_EULER) {
+        // newer EulerDiscreteScheduler options that change the sigmas or the timesteps
+        static const struct { const char *key, *want; } euler_str[] = {
+            { "timestep_type", "discrete" }, { "final_sigmas_type", "zero" },
+        };
+        for (size_t k = 0; k < sizeof euler_str / sizeof euler_str[0]; k++) {
+            if ((rc = rl_json_str(j, NULL, euler_str[k].key, euler_str[k].want, &s, err))) return rc;
+            if (strcmp(s, euler_str[k].want) != 0)
+                return rl_errf(err, RL_E_FORMAT, "%s: key '%s': '%.64s' is not supported "
+                               "(expected %s)", j->label, euler_str[k].key, s, euler_str[k].want);
+        }
+        static const char *const euler_off[] = { "use_exponential_sigmas", "use_beta_sigmas" };
+        for (size_t k = 0; k < sizeof euler_off / sizeof euler_off[0]; k++) {
+            int on = 0;
+            if ((rc = rl_json_bool(j, NULL, euler_off[k], 0, &on, err))) return rc;
+            if (on)
+                return rl_errf(err, RL_E_FORMAT, "%s: key '%s': not supported (expected false)",
+                               j->label, euler_off[k]);
+        }
+    }
 
     if (c.num_train_timesteps < 1 || c.num_train_timesteps > 1000000)
         return rl_errf(err, RL_E_FORMAT, "%s: key 'num_train_timesteps': %d is outside "

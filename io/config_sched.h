@@ -5,7 +5,11 @@
  * LMSDiscreteScheduler, ...) share the same beta/timestep keys and are read as DDIM, the way
  * DDIMScheduler.from_config(other.config) reads them. Keys reel cannot honour are refused with
  * a clear message: thresholding true, trained_betas, use_karras_sigmas true, a variance_type
- * other than fixed_small, an interpolation_type other than linear. */
+ * other than fixed_small, an interpolation_type other than linear; for Euler also
+ * use_exponential_sigmas / use_beta_sigmas true, timestep_type other than "discrete",
+ * final_sigmas_type other than "zero". Keys that change nothing reel computes are ignored
+ * (skip_prk_steps, sample_max_value, dynamic_thresholding_ratio while thresholding is false,
+ * sigma_min / sigma_max without Karras/exponential sigmas, _diffusers_version, ...). */
 #ifndef RL_IO_CONFIG_SCHED_H
 #define RL_IO_CONFIG_SCHED_H
 

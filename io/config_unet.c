@@ -62,6 +62,34 @@ static rl_status must_be_false(const rl_json *j, const char *key, rl_err *err)
     return RL_OK;
 }
 
+/* A key that is false, null, absent, or a list of falses (diffusers allows a bool per block). */
+static rl_status all_false(const rl_json *j, const char *key, rl_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j->root, key);
+    if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v)) return RL_OK;
+    if (cJSON_IsArray(v)) {
+        int ok = 1;
+        for (const cJSON *e = v->child; e; e = e->next) ok &= cJSON_IsFalse(e) || cJSON_IsNull(e);
+        if (ok) return RL_OK;
+    } else if (!cJSON_IsTrue(v)) {
+        return rl_errf(err, RL_E_FORMAT, "%s: key '%s': expected a boolean or a list of booleans",
+                       j->label, key);
+    }
+    return rl_errf(err, RL_E_FORMAT, "%s: key '%s': unsupported option (only false is supported)",
+                   j->label, key);
+}
+
+/* A key that must be absent, null, or a string equal to want (a choice reel cannot vary). */
+static rl_status only_str_or_null(const rl_json *j, const char *key, const char *want, rl_err *err)
+{
+    const char *s;
+    TRY(rl_json_str(j, NULL, key, NULL, &s, err));
+    if (s && strcmp(s, want) != 0)
+        return rl_errf(err, RL_E_FORMAT, "%s: key '%s': unsupported value '%s' (reel supports "
+                       "'%s')", j->label, key, s, want);
+    return RL_OK;
+}
+
 static void reverse(int *dst, const int *src, int n)
 {
     for (int i = 0; i < n; i++) dst[i] = src[n - 1 - i];
@@ -123,8 +151,15 @@ rl_status rl_unet_cfg_parse(rl_unet_cfg *out, const rl_json *j, rl_err *err)
                                           : "CrossAttnUpBlock2D or UpBlock2D");
     }
     if (!c.motion_model) {
+        // null means "no mid block" to diffusers; absent means the default cross-attention one
+        const cJSON *mb = cJSON_GetObjectItemCaseSensitive(j->root, "mid_block_type");
+        if (mb && cJSON_IsNull(mb))
+            return rl_errf(err, RL_E_FORMAT, "%s: key 'mid_block_type': null (a UNet without a mid "
+                           "block) is not supported (reel supports 'UNetMidBlock2DCrossAttn')",
+                           j->label);
         TRY(only_str(j, "mid_block_type", (const char *const[]){ "UNetMidBlock2DCrossAttn", NULL },
                      err));
+        TRY(all_false(j, "mid_block_only_cross_attention", err));
     }
 
     int got;
@@ -212,10 +247,7 @@ rl_status rl_unet_cfg_parse(rl_unet_cfg *out, const rl_json *j, rl_err *err)
         TRY(must_be_false(j, "dual_cross_attention", err));
         TRY(must_be_false(j, "resnet_skip_time_act", err));
         TRY(must_be_false(j, "class_embeddings_concat", err));
-        int b = 0;
-        TRY(rl_json_bool(j, NULL, "only_cross_attention", 0, &b, err));   // a bool or a list
-        if (b) return rl_errf(err, RL_E_FORMAT, "%s: key 'only_cross_attention': unsupported "
-                              "option (only false is supported)", j->label);
+        TRY(all_false(j, "only_cross_attention", err));   // a bool or a list per block
         TRY(rl_json_float(j, NULL, "resnet_out_scale_factor", 1.0, &v, err));
         if (v != 1.0) return rl_errf(err, RL_E_FORMAT, "%s: key 'resnet_out_scale_factor': "
                                      "unsupported value %g (only 1.0)", j->label, v);
@@ -260,6 +292,17 @@ rl_status rl_unet_cfg_parse(rl_unet_cfg *out, const rl_json *j, rl_err *err)
                                "multiple of motion_num_attention_heads %d", j->label, i,
                                c.channels[i], c.motion_heads[i]);
         TRY(must_be_null(j, "addition_embed_type", err));
+        // the up path uses the reversed motion heads; an explicit list must say the same
+        if (rl_json_has(j, NULL, "reverse_motion_num_attention_heads")) {
+            int rh[RL_UNET_MAX_BLOCKS];
+            TRY(opt_list(j, "reverse_motion_num_attention_heads", rh, n, 8, err));
+            for (int i = 0; i < n; i++)
+                if (rh[i] != c.motion_heads[n - 1 - i])
+                    return rl_errf(err, RL_E_FORMAT, "%s: key 'reverse_motion_num_attention_heads': "
+                                   "entry %d is %d; reel supports only the reverse of "
+                                   "motion_num_attention_heads (%d)", j->label, i, rh[i],
+                                   c.motion_heads[n - 1 - i]);
+        }
     }
     *out = c;
     return RL_OK;
@@ -317,6 +360,11 @@ rl_status rl_unet_cfg_add_adapter_json(rl_unet_cfg *c, const rl_json *j, rl_err 
         return rl_errf(err, RL_E_FORMAT, "%s: key 'motion_mid_block_layers_per_block': %d, the "
                        "UNet's mid block has %d layers", j->label, mid_layers, c->mid_layers);
     TRY(must_be_null(j, "conv_in_channels", err));
+    // keys written by diffusers 0.22-0.24 (guoyww/animatediff-motion-adapter-v1-5-2 has them);
+    // later diffusers fixed these choices, and so does reel
+    TRY(only_str_or_null(j, "motion_activation_fn", "geglu", err));
+    TRY(must_be_false(j, "motion_attention_bias", err));
+    TRY(must_be_null(j, "motion_cross_attention_dim", err));
     int g;   // motion_norm_num_groups: validated, but from_unet2d builds with the UNet's groups
     TRY(rl_json_int(j, NULL, "motion_norm_num_groups", 32, &g, err));
     c->has_motion = 1;

@@ -7,7 +7,22 @@
  * UNet2DConditionModel: heads = num_attention_heads or else attention_head_dim (diffusers'
  * historical naming); flip_sin_to_cos / freq_shift from the config. Combined with a
  * MotionAdapter (rl_unet_cfg_add_adapter) it becomes what UNetMotionModel.from_unet2d builds,
- * which fixes the time projection to (true, 0) as that code does. */
+ * which fixes the time projection to (true, 0) as that code does.
+ *
+ * Keys of real configs (save_pretrained writes every __init__ argument) are read as diffusers
+ * reads them; keys that do not change what the network computes are ignored (_name_or_path,
+ * _diffusers_version, dropout, sample_size beyond information, addition_embed_type_num_heads,
+ * addition_time_embed_dim / projection_class_embeddings_input_dim while addition_embed_type is
+ * null, and upcast_attention: reel computes attention in F32 anyway, which is what upcasting
+ * asks for). Keys that select a network reel does not run are refused with RL_E_FORMAT naming
+ * the key: a non-null addition_embed_type, class_embed_type, num_class_embeds, encoder_hid_dim(_type),
+ * time_cond_proj_dim, time_embedding_act_fn, timestep_post_act, cross_attention_norm; a true
+ * only_cross_attention / mid_block_only_cross_attention (bool or per-block list), dual_cross_attention,
+ * center_input_sample, resnet_skip_time_act, class_embeddings_concat; mid_block_type null (no mid
+ * block) or other than UNetMidBlock2DCrossAttn; attention_type other than "default"; a
+ * reverse_motion_num_attention_heads that is not the reverse of motion_num_attention_heads.
+ * MotionAdapter configs of diffusers 0.22-0.24 carry motion_activation_fn ("geglu" only),
+ * motion_attention_bias (false only) and motion_cross_attention_dim (null only). */
 #ifndef RL_IO_CONFIG_UNET_H
 #define RL_IO_CONFIG_UNET_H
 

@@ -1,6 +1,7 @@
 /* io/diffusers.c - diffusers model folders, see diffusers.h. */
 #include "io/diffusers.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,7 +62,8 @@ static rl_status load_sharded(rl_weights *ws, const char *dir, const char *sub,
         goto done;
     }
     for (const cJSON *e = map->child; e; e = e->next) {
-        if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || e->valuestring[0] == '.') {
+        if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/') ||
+            e->valuestring[0] == '.') {
             rc = rl_errf(err, RL_E_FORMAT, "%s: key 'weight_map.%s': expected a file name in "
                          "the same folder", index, e->string ? e->string : "?");
             goto done;
@@ -79,33 +81,62 @@ done:
     return rc;
 }
 
+/* 1 when name ends with suffix. */
+static int ends_with(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), k = strlen(suffix);
+    return n >= k && strcmp(name + n - k, suffix) == 0;
+}
+
+/* The first file in dir/sub that is a pickle checkpoint (torch.save / .ckpt / .bin, their
+ * shard indexes), copied to out; 0 when there is none. Nothing is opened but the folder. */
+static int find_pickle(const char *dir, const char *sub, char *out, size_t cap)
+{
+    char path[PATH_CAP];
+    if (join(path, dir, sub, NULL, NULL)) return 0;
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    static const char *const ext[] = { ".bin", ".ckpt", ".pt", ".pth", ".pkl", ".bin.index.json" };
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(d));)
+        for (size_t i = 0; i < sizeof ext / sizeof ext[0] && !found; i++)
+            if (ends_with(e->d_name, ext[i])) {
+                snprintf(out, cap, "%s/%s", path, e->d_name);
+                found = 1;
+            }
+    closedir(d);
+    return found;
+}
+
 rl_status rl_diffusers_load_weights(rl_weights *ws, const char *dir, const char *sub,
                                     const char *base, rl_err *err)
 {
     rl_status rc;
     char path[PATH_CAP], name[256];
-    static const char *const variants[] = { "%s.safetensors", "%s.fp16.safetensors" };
+    // what save_pretrained writes, full precision first: a single file, a sharded index
+    // (its shards named in weight_map), then the fp16 variant of each
+    // ("<base>.fp16.safetensors", "<base>.safetensors.index.fp16.json")
+    static const struct { const char *fmt; int sharded; } variants[] = {
+        { "%s.safetensors", 0 },
+        { "%s.safetensors.index.json", 1 },
+        { "%s.fp16.safetensors", 0 },
+        { "%s.safetensors.index.fp16.json", 1 },
+    };
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
-        snprintf(name, sizeof name, variants[i], base);
+        snprintf(name, sizeof name, variants[i].fmt, base);
         if ((rc = join(path, dir, sub, name, err))) return rc;
-        if (is_file(path)) {
-            if ((rc = set_label(ws, path, err))) return rc;
-            return rl_weights_load_st(ws, path, NULL, err);
-        }
-    }
-    snprintf(name, sizeof name, "%s.safetensors.index.json", base);
-    if ((rc = join(path, dir, sub, name, err))) return rc;
-    if (is_file(path)) {
+        if (!is_file(path)) continue;
         if ((rc = set_label(ws, path, err))) return rc;
-        return load_sharded(ws, dir, sub, path, err);
+        return variants[i].sharded ? load_sharded(ws, dir, sub, path, err)
+                                   : rl_weights_load_st(ws, path, NULL, err);
     }
 
     // name what is there instead, if it is a format reel refuses to execute
-    snprintf(name, sizeof name, "%s.bin", base);
     char bin[PATH_CAP];
-    if (join(bin, dir, sub, name, NULL) == RL_OK && is_file(bin))
+    if (find_pickle(dir, sub, bin, sizeof bin))
         return rl_errf(err, RL_E_FORMAT, "%s: pickle weights are not loaded (they can run code); "
-                       "convert them to %s.safetensors", bin, base);
+                       "convert them to %s.safetensors (e.g. save_pretrained(..., "
+                       "safe_serialization=True))", bin, base);
     snprintf(name, sizeof name, "%s.safetensors", base);
     join(path, dir, sub, name, NULL);
     return rl_errf(err, RL_E_MISSING, "%s: missing weights file", path);
@@ -218,6 +249,13 @@ rl_status rl_diffusers_open(rl_diffusers *m, const char *dir, rl_err *err)
     if ((rc = rl_clip_cfg_load(&m->text_cfg, path, err))) goto fail;
     if ((rc = rl_diffusers_load_weights(&m->text_w, dir, "text_encoder", "model", err)))
         goto fail;
+    // transformers' position_ids buffer (saved by versions before 4.31) holds arange(L); reel
+    // computes the positions itself. I64 copies are skipped on load; a float copy (a converted
+    // checkpoint) is checked for shape and marked used, so binding leaves nothing over.
+    const float *pos_ids;
+    if ((rc = rl_weights_get_opt(&m->text_w, "text_model.embeddings.position_ids", 2,
+                                 (int64_t[]){ 1, m->text_cfg.max_position_embeddings }, &pos_ids,
+                                 err))) goto fail;
 
     // unet, and the motion adapter when the unet is a plain UNet2DConditionModel (a
     // UNetMotionModel already holds the motion modules; save_pretrained of an
@@ -227,13 +265,13 @@ rl_status rl_diffusers_open(rl_diffusers *m, const char *dir, rl_err *err)
     if ((rc = rl_unet_cfg_load(&m->unet_cfg, path, err))) goto fail;
     if ((rc = rl_diffusers_load_weights(&m->unet_w, dir, "unet", "diffusion_pytorch_model", err)))
         goto fail;
-    if (strcmp(c_unet, "UNet2DConditionModel") == 0 && c_adapter) {
-        if ((rc = join(path, dir, "motion_adapter", "config.json", err))) goto fail;
+    // a motion_adapter/ folder that model_index.json does not list (copied in by hand) is
+    // used too, as long as the unet needs one
+    if ((rc = join(path, dir, "motion_adapter", "config.json", err))) goto fail;
+    if (strcmp(c_unet, "UNet2DConditionModel") == 0 && (c_adapter || is_file(path))) {
         if (!is_file(path)) { rc = rl_errf(err, RL_E_MISSING, "%s: missing", path); goto fail; }
-        if ((rc = rl_unet_cfg_add_adapter(&m->unet_cfg, path, err))) goto fail;
-        if ((rc = rl_diffusers_load_weights(&m->motion_w, dir, "motion_adapter",
-                                            "diffusion_pytorch_model", err))) goto fail;
-        m->has_adapter = 1;
+        if ((rc = join(path, dir, "motion_adapter", NULL, err)) ||
+            (rc = rl_diffusers_add_adapter(m, path, err))) goto fail;
     }
 
     // vae
@@ -255,6 +293,42 @@ fail:
     rl_json_free(&idx);
     rl_diffusers_close(m);
     return rc;
+}
+
+rl_status rl_diffusers_add_adapter(rl_diffusers *m, const char *adapter_dir, rl_err *err)
+{
+    rl_status rc;
+    char path[PATH_CAP];
+    if (m->has_adapter)
+        return rl_errf(err, RL_E_PARAM, "%s: the model already has a motion adapter", adapter_dir);
+    if (m->unet_cfg.motion_model)
+        return rl_errf(err, RL_E_PARAM, "%s: the unet is a UNetMotionModel (its motion modules "
+                       "are inside); a separate motion adapter cannot be added", adapter_dir);
+    if ((rc = join(path, adapter_dir, "config.json", NULL, err))) return rc;
+    if (!is_file(path))
+        return rl_errf(err, RL_E_MISSING, "%s: missing (not a MotionAdapter folder)", path);
+    rl_json j = { 0 };
+    if ((rc = rl_json_load(&j, path, err))) return rc;
+    const char *cls = NULL;
+    rl_unet_cfg cfg = m->unet_cfg;    // merged into a copy: m is unchanged on failure
+    if (!(rc = rl_json_str(&j, NULL, "_class_name", "MotionAdapter", &cls, err)) &&
+        strcmp(cls, "MotionAdapter") != 0)
+        rc = rl_errf(err, RL_E_FORMAT, "%s: key '_class_name': '%s', expected MotionAdapter",
+                     path, cls);
+    if (!rc) rc = rl_unet_cfg_add_adapter_json(&cfg, &j, err);
+    rl_json_free(&j);
+    if (rc) return rc;
+    rl_weights w;
+    rl_weights_init(&w, "motion_adapter");
+    if ((rc = rl_diffusers_load_weights(&w, adapter_dir, ".", "diffusion_pytorch_model", err))) {
+        rl_weights_free(&w);
+        return rc;
+    }
+    rl_weights_free(&m->motion_w);
+    m->motion_w = w;
+    m->unet_cfg = cfg;
+    m->has_adapter = 1;
+    return RL_OK;
 }
 
 void rl_diffusers_close(rl_diffusers *m)

@@ -10,9 +10,15 @@
  *   vae/config.json + diffusion_pytorch_model.safetensors     AutoencoderKL
  *   scheduler/scheduler_config.json
  *
- * Weight files: "<base>.safetensors", else the "<base>.fp16.safetensors" variant, else a
- * sharded "<base>.safetensors.index.json" (its weight_map's files); F32/F16/BF16 on disk,
- * held as F32 (io/weights_io). Pickle (.bin/.ckpt) files are refused, never read.
+ * Weight files, in this order: "<base>.safetensors", a sharded "<base>.safetensors.index.json"
+ * (its weight_map's files), the fp16 variants "<base>.fp16.safetensors" and
+ * "<base>.safetensors.index.fp16.json"; F32/F16/BF16 on disk, held as F32 (io/weights_io).
+ * Pickle files (.bin, .ckpt, .pt, .pth, .pkl, pytorch_model.bin...) are never opened: a folder
+ * with only those is refused with a message naming the file and saying to convert it.
+ * model_index.json entries reel does not use (safety_checker, feature_extractor, image_encoder,
+ * requires_safety_checker, [null, null] entries) are ignored. text_encoder weights may hold
+ * transformers' text_model.embeddings.position_ids buffer (I64: skipped; float: shape-checked and
+ * marked used) or not.
  * This layer reads files and configs only; binding the tensors to the models (which checks
  * every shape against the config and that no tensor is left over) is rl_ctx_open's job. */
 #ifndef RL_IO_DIFFUSERS_H
@@ -48,6 +54,16 @@ typedef struct {
  * tensor); RL_E_NOMEM. On failure m is closed. Thread-safe (touches nothing global). */
 rl_status rl_diffusers_open(rl_diffusers *m, const char *dir, rl_err *err);
 void rl_diffusers_close(rl_diffusers *m);    // idempotent, safe on a zeroed struct
+
+/* Adds the MotionAdapter folder adapter_dir (config.json + diffusion_pytorch_model[.fp16]
+ * .safetensors or a sharded index) to an opened model whose unet is a UNet2DConditionModel,
+ * as UNetMotionModel.from_unet2d(unet, adapter) does (`reel --motion-adapter DIR`). rl_diffusers_open
+ * calls it for <dir>/motion_adapter when model_index.json lists a MotionAdapter or the folder is
+ * there. Errors: RL_E_PARAM (the unet already has motion modules, or an adapter was added),
+ * RL_E_MISSING (no config.json / weights), RL_E_FORMAT (the adapter does not match the unet, or
+ * a key reel does not support, named), pickle-only weights, errors of io/safetensors. On failure
+ * m is unchanged. */
+rl_status rl_diffusers_add_adapter(rl_diffusers *m, const char *adapter_dir, rl_err *err);
 
 /* Fills ws from the weights of component dir/<sub> with file base name base
  * ("diffusion_pytorch_model" or "model"), trying the variants listed above. */
