@@ -286,4 +286,29 @@ void rl_upsample_fwd_to(const rl_upsample *l, rl_upsample_acts *a, rl_arena *are
 void rl_upsample_bwd(const rl_upsample *l, const rl_upsample *g, const rl_upsample_acts *a,
                      rl_arena *arena, float *dx, const float *dout, int B, int H, int W);
 
+// ---- memory plans ----------------------------------------------------------------------------
+
+/* Measuring before allocating (ggml): each rl_<layer>_plan_* advances p->used exactly as the
+ * call it mirrors advances the arena (same allocations, order, 64-byte rounding and marks) and
+ * tracks the high-water mark in p->peak. n_threads sizes per-thread scratch as
+ * rl_par_max_threads() does at run time. Backward plans assume every gradient is asked for
+ * (an upper bound otherwise). */
+typedef struct { size_t used, peak; int n_threads; } rl_plan;
+void rl_plan_bytes(rl_plan *p, size_t n);
+void rl_plan_floats(rl_plan *p, size_t n);
+void rl_conv_plan(const rl_conv *l, rl_plan *p, int B, int H, int W);        // fwd and bwd
+void rl_resnet_plan_fwd(const rl_resnet *r, rl_plan *p, int train, int B, int H, int W);
+void rl_resnet_plan_bwd(const rl_resnet *r, rl_plan *p, int B, int H, int W);
+/* cross: ctx given to the forward (the attn2 of a Transformer2DModel block). */
+void rl_tblock_plan_fwd(const rl_tblock *l, rl_plan *p, int train, int cross, int B, int T, int Tk,
+                        int ctx_rep);
+void rl_tblock_plan_bwd(const rl_tblock *l, rl_plan *p, int cross, int B, int T, int Tk,
+                        int ctx_rep);
+void rl_xformer_plan_fwd(const rl_xformer *l, rl_plan *p, int train, int B, int H, int W, int Tk,
+                         int ctx_rep);
+void rl_xformer_plan_bwd(const rl_xformer *l, rl_plan *p, int B, int H, int W, int Tk, int ctx_rep);
+/* Upsample to (Ho, Wo); the backward is the 2x one from (H, W). */
+void rl_upsample_plan_fwd(const rl_upsample *l, rl_plan *p, int train, int B, int Ho, int Wo);
+void rl_upsample_plan_bwd(const rl_upsample *l, rl_plan *p, int B, int H, int W);
+
 #endif

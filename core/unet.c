@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/par.h"
 
 #define TRY(x)                                  \
     do {                                        \
@@ -188,8 +189,6 @@ void rl_unet_free(rl_unet *u)
 
 // ---- forward ------------------------------------------------------------------------------
 
-#define MAX_SKIPS (RL_UNET_MAX_BLOCKS * (RL_UNET_MAX_LAYERS + 1) + 1)
-
 typedef struct { int C, H, W; } dims;
 
 /* Walks the architecture for the skip shapes and the largest activation (channels x pixels). */
@@ -233,12 +232,10 @@ static size_t walk(const rl_unet *u, int H, int W, dims *skips, int *n_skips)
     return mx;
 }
 
-rl_status rl_unet_fwd(const rl_unet *u, rl_arena *arena, float *out, const float *x,
-                      const float *t, int t_n, const float *emb, int emb_frames, int L, int D,
-                      int N, int F, int H, int W, rl_err *err)
+static rl_status check_call(const rl_unet *u, int t_n, int emb_frames, int L, int D, int N,
+                            int F, int H, int W, rl_err *err)
 {
     const rl_unet_cfg *c = &u->cfg;
-    const int n = c->n_blocks;
     if (N < 1 || F < 1 || H < 1 || W < 1 || L < 1)
         return rl_errf(err, RL_E_PARAM, "unet: impossible input N=%d F=%d H=%d W=%d L=%d", N, F,
                        H, W, L);
@@ -250,119 +247,603 @@ rl_status rl_unet_fwd(const rl_unet *u, rl_arena *arena, float *out, const float
     if (c->has_motion && F > c->motion_max_seq)
         return rl_errf(err, RL_E_PARAM, "unet: %d frames exceed motion_max_seq_length %d (use "
                        "context windows)", F, c->motion_max_seq);
-    for (int i = 0; i < n; i++)
-        if ((c->down[i] == RL_UNET_CROSSATTN || c->up[i] == RL_UNET_CROSSATTN || i == n - 1) &&
-            c->cross_dim[i] != D)
+    for (int i = 0; i < c->n_blocks; i++)
+        if ((c->down[i] == RL_UNET_CROSSATTN || c->up[i] == RL_UNET_CROSSATTN ||
+             i == c->n_blocks - 1) && c->cross_dim[i] != D)
             return rl_errf(err, RL_E_PARAM, "unet: text embeddings of width %d, block %d expects "
                            "cross_attention_dim %d", D, i, c->cross_dim[i]);
+    return RL_OK;
+}
 
-    rl_arena_mark m0 = rl_arena_get_mark(arena);
-    const int B = N * F, C0 = u->C0, Ct = u->Ct;
+/* Makes sure the arena can hand out `bytes` above its current mark without growing later:
+ * one allocation of that size, released at once. */
+static rl_status reserve(rl_arena *arena, size_t bytes, const char *what, int N, int F, int H,
+                         int W, rl_err *err)
+{
+    rl_arena_mark m = rl_arena_get_mark(arena);
+    const size_t peak = arena->peak;
+    void *p = rl_arena_bytes(arena, bytes);
+    rl_arena_reset(arena, m);
+    arena->peak = peak;                  // a probe, not a use: peak keeps measuring the calls
+    if (!p)
+        return rl_errf(err, RL_E_NOMEM, "unet: cannot allocate %zu MiB of %s activations for "
+                       "N=%d F=%d %dx%d latents", bytes >> 20, what, N, F, H, W);
+    return RL_OK;
+}
+
+/* The forward, once, for both modes. A == NULL: inference (two ping-pong buffers, a concat
+ * buffer and copies of the skips; layers release their temporaries). A != NULL: training
+ * (every stage output is a fresh arena buffer, kept with the layers' activations). */
+static void forward(const rl_unet *u, rl_unet_acts *A, rl_arena *arena, float *out,
+                    const float *x, const float *t, int t_n, const float *emb, int emb_frames,
+                    int L, int N, int F, int H, int W)
+{
+    const rl_unet_cfg *c = &u->cfg;
+    const int n = c->n_blocks, train = A != NULL;
+    const int B = N * F, C0 = u->C0, Ct = u->Ct, Cin = c->in_channels;
     const int ctx_rep = emb_frames == 1 ? F : 1;
 
-    // time embedding (N, Ct), repeated over frames (B, Ct)
+    // time embedding: linear_2(silu(linear_1(proj(t)))) (N, Ct), repeated over frames (B, Ct)
     float *tv = take(arena, (size_t)N), *tp = take(arena, (size_t)N * C0);
     for (int i = 0; i < N; i++) tv[i] = t[t_n == 1 ? 0 : i];
     rl_timestep_embed(tp, tv, N, C0, c->flip_sin_to_cos, c->freq_shift, 10000.0f);
-    float *e1 = take(arena, (size_t)N * Ct), *e2 = take(arena, (size_t)N * Ct);
-    rl_fc_fwd(&u->t_lin1, e1, tp, N);
-    rl_silu_fwd(e1, e1, (size_t)N * Ct);
-    rl_fc_fwd(&u->t_lin2, e2, e1, N);
+    float *t1 = take(arena, (size_t)N * Ct), *t1a = train ? take(arena, (size_t)N * Ct) : t1;
+    float *e2 = take(arena, (size_t)N * Ct);
+    rl_fc_fwd(&u->t_lin1, t1, tp, N);
+    rl_silu_fwd(t1a, t1, (size_t)N * Ct);
+    rl_fc_fwd(&u->t_lin2, e2, t1a, N);
     float *temb = take(arena, (size_t)B * Ct);
     for (int b = 0; b < B; b++)
         memcpy(temb + (size_t)b * Ct, e2 + (size_t)(b / F) * Ct, (size_t)Ct * sizeof(float));
 
-    // buffers: skips, two working buffers and a concat buffer, all of the largest size
-    dims sk[MAX_SKIPS];
+    dims sk[RL_UNET_MAX_SKIPS];
     int ns;
     const size_t mx = (size_t)B * walk(u, H, W, sk, &ns);
-    float *skip[MAX_SKIPS];
-    for (int i = 0; i < ns; i++) skip[i] = take(arena, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
-    float *cur = take(arena, mx), *nxt = take(arena, mx), *cat = take(arena, mx), *tmp;
-#define SWAP() (tmp = cur, cur = nxt, nxt = tmp)
+    float *skip[RL_UNET_MAX_SKIPS];
+    float *pp[3] = { NULL, NULL, NULL };                // inference: ping, pong, concat
+    if (!train) {
+        for (int i = 0; i < ns; i++)
+            skip[i] = take(arena, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
+        for (int i = 0; i < 3; i++) pp[i] = take(arena, mx);
+    }
+    // the buffer for the next stage's output: fresh when training, else the one h is not in
+#define NEXT(h, nf) (train ? take(arena, (nf)) : ((h) == pp[0] ? pp[1] : pp[0]))
+    // a skip connection: training keeps the stage output itself, inference copies it
+#define PUSH(h, nf)                                                             \
+    do {                                                                        \
+        if (train) skip[top] = (h);                                             \
+        else memcpy(skip[top], (h), (nf) * sizeof(float));                      \
+        top++;                                                                  \
+    } while (0)
 
     // (N, Cin, F, S) -> (N, F, Cin, S) = (B, Cin, H, W), conv_in
-    rl_permute4(nxt, x, (int[]){ N, c->in_channels, F, H * W }, (int[]){ 0, 2, 1, 3 });
-    rl_conv_fwd(&u->conv_in, arena, cur, nxt, B, H, W);
+    float *xin = train ? take(arena, (size_t)B * Cin * H * W) : pp[1];
+    rl_permute4(xin, x, (int[]){ N, Cin, F, H * W }, (int[]){ 0, 2, 1, 3 });
+    float *h = train ? take(arena, (size_t)B * C0 * H * W) : pp[0], *o;
+    rl_conv_fwd(&u->conv_in, arena, h, xin, B, H, W);
     int C = C0, top = 0;
-    memcpy(skip[top++], cur, (size_t)B * C * H * W * sizeof(float));
+    PUSH(h, (size_t)B * C * H * W);
 
     for (int i = 0; i < n; i++) {
         const rl_unet_block *b = &u->down[i];
+        rl_unet_block_acts *ba = train ? &A->down[i] : NULL;
+        if (ba) { ba->H = H; ba->W = W; }
         for (int j = 0; j < b->n_layers; j++) {
-            rl_resnet_fwd(&b->resnets[j], NULL, arena, nxt, cur, temb, B, H, W);
-            SWAP();
             C = b->resnets[j].OC;
+            const size_t nf = (size_t)B * C * H * W;
+            o = NEXT(h, nf);
+            rl_resnet_fwd(&b->resnets[j], ba ? &ba->res[j] : NULL, arena, o, h, temb, B, H, W);
+            if (ba) ba->res_in[j] = h;
+            h = o;
             if (b->cross) {
-                rl_xformer_fwd(&b->attns[j], NULL, arena, nxt, cur, emb, B, H, W, L, ctx_rep);
-                SWAP();
+                o = NEXT(h, nf);
+                rl_xformer_fwd(&b->attns[j], ba ? &ba->xf[j] : NULL, arena, o, h, emb, B, H, W,
+                               L, ctx_rep);
+                if (ba) ba->xf_in[j] = h;
+                h = o;
             }
             if (b->has_motion) {
-                rl_motion_fwd(&b->motions[j], NULL, arena, nxt, cur, N, F, H, W);
-                SWAP();
+                o = NEXT(h, nf);
+                rl_motion_fwd(&b->motions[j], ba ? &ba->mot[j] : NULL, arena, o, h, N, F, H, W);
+                if (ba) ba->mot_in[j] = h;
+                h = o;
             }
-            memcpy(skip[top++], cur, (size_t)B * C * H * W * sizeof(float));
+            PUSH(h, nf);
         }
         if (b->has_sampler) {
             int Ho, Wo;
             rl_conv_out_hw(&b->down.conv, H, W, &Ho, &Wo);
-            rl_downsample_fwd(&b->down, arena, nxt, cur, B, H, W);
-            SWAP();
+            o = NEXT(h, (size_t)B * C * Ho * Wo);
+            rl_downsample_fwd(&b->down, arena, o, h, B, H, W);
+            if (ba) ba->samp_in = h;
+            h = o;
             H = Ho; W = Wo;
-            memcpy(skip[top++], cur, (size_t)B * C * H * W * sizeof(float));
+            PUSH(h, (size_t)B * C * H * W);
         }
     }
 
-    // mid
-    rl_resnet_fwd(&u->mid_res[0], NULL, arena, nxt, cur, temb, B, H, W);
-    SWAP();
-    for (int k = 0; k < c->mid_layers; k++) {
-        rl_xformer_fwd(&u->mid_attn[k], NULL, arena, nxt, cur, emb, B, H, W, L, ctx_rep);
-        SWAP();
-        if (u->has_mid_motion) {
-            rl_motion_fwd(&u->mid_motion[k], NULL, arena, nxt, cur, N, F, H, W);
-            SWAP();
+    // mid: resnets.0, then (attentions.k [motion_modules.k] resnets.k+1)
+    {
+        const size_t nf = (size_t)B * C * H * W;
+        o = NEXT(h, nf);
+        rl_resnet_fwd(&u->mid_res[0], train ? &A->mid_res[0] : NULL, arena, o, h, temb, B, H, W);
+        if (train) A->mid_res_in[0] = h;
+        h = o;
+        for (int k = 0; k < c->mid_layers; k++) {
+            o = NEXT(h, nf);
+            rl_xformer_fwd(&u->mid_attn[k], train ? &A->mid_xf[k] : NULL, arena, o, h, emb, B, H,
+                           W, L, ctx_rep);
+            if (train) A->mid_xf_in[k] = h;
+            h = o;
+            if (u->has_mid_motion) {
+                o = NEXT(h, nf);
+                rl_motion_fwd(&u->mid_motion[k], train ? &A->mid_mot[k] : NULL, arena, o, h, N, F,
+                              H, W);
+                if (train) A->mid_mot_in[k] = h;
+                h = o;
+            }
+            o = NEXT(h, nf);
+            rl_resnet_fwd(&u->mid_res[k + 1], train ? &A->mid_res[k + 1] : NULL, arena, o, h,
+                          temb, B, H, W);
+            if (train) A->mid_res_in[k + 1] = h;
+            h = o;
         }
-        rl_resnet_fwd(&u->mid_res[k + 1], NULL, arena, nxt, cur, temb, B, H, W);
-        SWAP();
     }
 
-    // up
+    // up: (concat skip, resnets.j [attentions.j] [motion_modules.j]), upsamplers.0
     for (int i = 0; i < n; i++) {
         const rl_unet_block *b = &u->up[i];
+        rl_unet_block_acts *ba = train ? &A->up[i] : NULL;
+        if (ba) { ba->H = H; ba->W = W; }
         for (int j = 0; j < b->n_layers; j++) {
             const dims s = sk[--top];
-            rl_concat_fwd(cat, cur, skip[top], B, C, s.C, H * W);
-            rl_resnet_fwd(&b->resnets[j], NULL, arena, nxt, cat, temb, B, H, W);
-            SWAP();
+            float *cat = train ? take(arena, (size_t)B * (C + s.C) * H * W) : pp[2];
+            rl_concat_fwd(cat, h, skip[top], B, C, s.C, H * W);
             C = b->resnets[j].OC;
+            const size_t nf = (size_t)B * C * H * W;
+            o = NEXT(h, nf);
+            rl_resnet_fwd(&b->resnets[j], ba ? &ba->res[j] : NULL, arena, o, cat, temb, B, H, W);
+            if (ba) ba->res_in[j] = cat;
+            h = o;
             if (b->cross) {
-                rl_xformer_fwd(&b->attns[j], NULL, arena, nxt, cur, emb, B, H, W, L, ctx_rep);
-                SWAP();
+                o = NEXT(h, nf);
+                rl_xformer_fwd(&b->attns[j], ba ? &ba->xf[j] : NULL, arena, o, h, emb, B, H, W,
+                               L, ctx_rep);
+                if (ba) ba->xf_in[j] = h;
+                h = o;
             }
             if (b->has_motion) {
-                rl_motion_fwd(&b->motions[j], NULL, arena, nxt, cur, N, F, H, W);
-                SWAP();
+                o = NEXT(h, nf);
+                rl_motion_fwd(&b->motions[j], ba ? &ba->mot[j] : NULL, arena, o, h, N, F, H, W);
+                if (ba) ba->mot_in[j] = h;
+                h = o;
             }
         }
         if (b->has_sampler) {
             // upsample to the size of the next skip (2x unless the input was not a multiple)
             const int Ho = sk[top - 1].H, Wo = sk[top - 1].W;
-            rl_upsample_fwd_to(&b->up, NULL, arena, nxt, cur, B, H, W, Ho, Wo);
-            SWAP();
+            o = NEXT(h, (size_t)B * C * Ho * Wo);
+            rl_upsample_fwd_to(&b->up, ba ? &ba->up : NULL, arena, o, h, B, H, W, Ho, Wo);
+            if (ba) ba->samp_in = h;
+            h = o;
             H = Ho; W = Wo;
         }
     }
 
     // conv_norm_out -> silu -> conv_out, (B, Cout, S) -> (N, Cout, F, S)
-    const int G = u->norm_out.G, S = H * W;
+    const int G = u->norm_out.G, S = H * W, Cout = c->out_channels;
     float *mean = take(arena, (size_t)B * G), *rstd = take(arena, (size_t)B * G);
-    rl_groupnorm_fwd(nxt, mean, rstd, cur, u->norm_out.w, u->norm_out.b, B, C, S, G,
+    float *gn = NEXT(h, (size_t)B * C * S);
+    rl_groupnorm_fwd(gn, mean, rstd, h, u->norm_out.w, u->norm_out.b, B, C, S, G,
                      u->norm_out.eps);
-    rl_silu_fwd(nxt, nxt, (size_t)B * C * S);
-    rl_conv_fwd(&u->conv_out, arena, cur, nxt, B, H, W);
-    rl_permute4(out, cur, (int[]){ N, F, c->out_channels, S }, (int[]){ 0, 2, 1, 3 });
-#undef SWAP
+    float *act = train ? take(arena, (size_t)B * C * S) : gn;
+    rl_silu_fwd(act, gn, (size_t)B * C * S);
+    float *y = train ? take(arena, (size_t)B * Cout * S) : h;   // inference: h is free now
+    rl_conv_fwd(&u->conv_out, arena, y, act, B, H, W);
+    rl_permute4(out, y, (int[]){ N, F, Cout, S }, (int[]){ 0, 2, 1, 3 });
+#undef NEXT
+#undef PUSH
+
+    if (train) {
+        A->tp = tp; A->t1 = t1; A->t1a = t1a; A->temb = temb; A->xin = xin;
+        A->n_skips = ns;
+        for (int i = 0; i < ns; i++) {
+            A->skip[i] = skip[i];
+            A->skip_c[i] = sk[i].C; A->skip_h[i] = sk[i].H; A->skip_w[i] = sk[i].W;
+        }
+        A->pre_out = h; A->gn = gn; A->gn_mean = mean; A->gn_rstd = rstd; A->act = act;
+    }
+}
+
+rl_status rl_unet_fwd(const rl_unet *u, rl_arena *arena, float *out, const float *x,
+                      const float *t, int t_n, const float *emb, int emb_frames, int L, int D,
+                      int N, int F, int H, int W, rl_err *err)
+{
+    TRY(check_call(u, t_n, emb_frames, L, D, N, F, H, W, err));
+    TRY(reserve(arena, rl_unet_plan_bytes(u, 0, N, F, H, W, L, emb_frames, rl_par_max_threads()),
+                "inference", N, F, H, W, err));
+    rl_arena_mark m0 = rl_arena_get_mark(arena);
+    forward(u, NULL, arena, out, x, t, t_n, emb, emb_frames, L, N, F, H, W);
     rl_arena_reset(arena, m0);
     return RL_OK;
+}
+
+rl_status rl_unet_fwd_train(const rl_unet *u, rl_unet_acts *a, rl_arena *arena, float *out,
+                            const float *x, const float *t, int t_n, const float *emb,
+                            int emb_frames, int L, int D, int N, int F, int H, int W,
+                            rl_err *err)
+{
+    TRY(check_call(u, t_n, emb_frames, L, D, N, F, H, W, err));
+    const int f = 1 << (u->cfg.n_blocks - 1);
+    if (H % f || W % f)
+        return rl_errf(err, RL_E_PARAM, "unet: training needs latents whose sides are multiples "
+                       "of %d, got %dx%d", f, H, W);
+    TRY(reserve(arena, rl_unet_plan_bytes(u, 1, N, F, H, W, L, emb_frames, rl_par_max_threads()),
+                "training", N, F, H, W, err));
+    memset(a, 0, sizeof *a);
+    *a = (rl_unet_acts){ .N = N, .F = F, .H = H, .W = W, .L = L, .D = D,
+                         .emb_frames = emb_frames, .ctx_rep = emb_frames == 1 ? F : 1,
+                         .emb = emb };
+    forward(u, a, arena, out, x, t, t_n, emb, emb_frames, L, N, F, H, W);
+    return RL_OK;
+}
+
+// ---- backward -----------------------------------------------------------------------------
+
+static float *zeros(rl_arena *a, size_t n)
+{
+    float *p = rl_arena_zeros(a, n ? n : 1);
+    RL_ASSERT(p != NULL);
+    return p;
+}
+
+/* The gradient of the stage being walked back lives in one of two buffers; a stage's backward
+ * accumulates its input gradient into the other one, zeroed first. */
+typedef struct { float *buf[2]; float *dh; } dstream;
+
+static float *dnext(dstream *d, size_t n)
+{
+    float *o = d->dh == d->buf[0] ? d->buf[1] : d->buf[0];
+    memset(o, 0, n * sizeof(float));
+    return o;
+}
+
+void rl_unet_bwd(const rl_unet *u, const rl_unet *g, int which, const rl_unet_acts *A,
+                 rl_arena *arena, float *dx, float *demb, const float *dout)
+{
+    const rl_unet_cfg *c = &u->cfg;
+    const int n = c->n_blocks, N = A->N, F = A->F, B = N * F, L = A->L;
+    const int C0 = u->C0, Ct = u->Ct, Cin = c->in_channels, Cout = c->out_channels;
+    const int ctx_rep = A->ctx_rep;
+    const float *emb = A->emb;
+    // mirrors of the groups that train; NULL mirrors skip the weight gradients
+    const rl_unet *gi = g && (which & RL_UNET_GRAD_IMAGE) ? g : NULL;
+    const rl_unet *gm = g && (which & RL_UNET_GRAD_MOTION) ? g : NULL;
+    // nothing below the first motion module wants a gradient: stop there
+    const int stop_at_motion = !gi && !dx && !demb;
+    if (!gi && !gm && !dx && !demb) return;
+    rl_arena_mark m0 = rl_arena_get_mark(arena);
+
+    const int H = A->up[n - 1].H, W = A->up[n - 1].W;          // the output resolution
+    dims sk[RL_UNET_MAX_SKIPS];
+    int ns;
+    const size_t mx = (size_t)B * walk(u, A->H, A->W, sk, &ns);
+    dstream d = { { take(arena, mx), take(arena, mx) }, NULL };
+    float *dcat = take(arena, mx);
+    float *dskip[RL_UNET_MAX_SKIPS];
+    for (int i = 0; i < ns; i++) dskip[i] = zeros(arena, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
+    // d(temb) is needed only for the time-embedding MLP, an image-layer weight
+    float *dtemb = gi ? zeros(arena, (size_t)B * Ct) : NULL;
+    float *o;
+#define STEP(nf) (o = dnext(&d, (nf)))
+#define DONE() (d.dh = o)
+
+    // out = permute(conv_out(silu(conv_norm_out(h))))
+    {
+        const int S = H * W, G = u->norm_out.G;
+        const size_t nf = (size_t)B * C0 * S;
+        float *dy = take(arena, (size_t)B * Cout * S);          // (B, Cout, S)
+        rl_permute4(dy, dout, (int[]){ N, Cout, F, S }, (int[]){ 0, 2, 1, 3 });
+        float *dact = dnext(&d, nf);
+        d.dh = dact;
+        rl_conv_bwd(&u->conv_out, gi ? &gi->conv_out : NULL, arena, dact, dy, A->act, B, H, W);
+        float *dgn = dcat;
+        memset(dgn, 0, nf * sizeof(float));
+        rl_silu_bwd(dgn, dact, A->gn, nf);
+        STEP(nf);
+        rl_groupnorm_bwd(o, gi ? (float *)gi->norm_out.w : NULL, gi ? (float *)gi->norm_out.b : NULL,
+                         dgn, A->pre_out, A->gn_mean, A->gn_rstd, u->norm_out.w, B, C0, S, G);
+        DONE();
+    }
+
+    // up blocks, last first: the forward popped the skips from ns - 1 down to 0, so walking
+    // back takes them from 0 up
+    int top = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        const rl_unet_block *b = &u->up[i];
+        const rl_unet_block_acts *ba = &A->up[i];
+        const rl_unet_block *gb = gi ? &gi->up[i] : NULL, *gmb = gm ? &gm->up[i] : NULL;
+        const int Hb = ba->H, Wb = ba->W, S = Hb * Wb;
+        const int C = b->resnets[b->n_layers - 1].OC;
+        if (b->has_sampler) {
+            STEP((size_t)B * C * S);
+            rl_upsample_bwd(&b->up, gb ? &gb->up : NULL, &ba->up, arena, o, d.dh, B, Hb, Wb);
+            DONE();
+        }
+        for (int j = b->n_layers - 1; j >= 0; j--) {
+            const rl_resnet *r = &b->resnets[j];
+            const size_t nf = (size_t)B * r->OC * S;
+            if (b->has_motion) {
+                STEP(nf);
+                rl_motion_bwd(&b->motions[j], gmb ? &gmb->motions[j] : NULL, &ba->mot[j], arena, o,
+                              d.dh, ba->mot_in[j], N, F, Hb, Wb);
+                DONE();
+            }
+            if (b->cross) {
+                STEP(nf);
+                rl_xformer_bwd(&b->attns[j], gb ? &gb->attns[j] : NULL, &ba->xf[j], arena, o, demb,
+                               d.dh, ba->xf_in[j], emb, B, Hb, Wb, L, ctx_rep);
+                DONE();
+            }
+            // resnet on concat(h, skip): split its input gradient
+            const int Cs = sk[top].C, Ch = r->C - Cs;
+            memset(dcat, 0, (size_t)B * r->C * S * sizeof(float));
+            rl_resnet_bwd(r, gb ? &gb->resnets[j] : NULL, &ba->res[j], arena, dcat, dtemb, d.dh,
+                          ba->res_in[j], A->temb, B, Hb, Wb);
+            STEP((size_t)B * Ch * S);
+            rl_concat_bwd(o, dskip[top++], dcat, B, Ch, Cs, S);
+            DONE();
+        }
+    }
+    RL_ASSERT(top == ns);
+
+    // mid block, last first
+    {
+        const int Cm = c->channels[n - 1];
+        const int Hm = A->down[n - 1].H, Wm = A->down[n - 1].W;   // no sampler after the last
+        const size_t nf = (size_t)B * Cm * Hm * Wm;
+        for (int k = c->mid_layers - 1; k >= 0; k--) {
+            STEP(nf);
+            rl_resnet_bwd(&u->mid_res[k + 1], gi ? &gi->mid_res[k + 1] : NULL, &A->mid_res[k + 1],
+                          arena, o, dtemb, d.dh, A->mid_res_in[k + 1], A->temb, B, Hm, Wm);
+            DONE();
+            if (u->has_mid_motion) {
+                STEP(nf);
+                rl_motion_bwd(&u->mid_motion[k], gm ? &gm->mid_motion[k] : NULL, &A->mid_mot[k],
+                              arena, o, d.dh, A->mid_mot_in[k], N, F, Hm, Wm);
+                DONE();
+            }
+            STEP(nf);
+            rl_xformer_bwd(&u->mid_attn[k], gi ? &gi->mid_attn[k] : NULL, &A->mid_xf[k], arena, o,
+                           demb, d.dh, A->mid_xf_in[k], emb, B, Hm, Wm, L, ctx_rep);
+            DONE();
+        }
+        STEP(nf);
+        rl_resnet_bwd(&u->mid_res[0], gi ? &gi->mid_res[0] : NULL, &A->mid_res[0], arena, o, dtemb,
+                      d.dh, A->mid_res_in[0], A->temb, B, Hm, Wm);
+        DONE();
+    }
+
+    // down blocks, last first; each skip's gradient joins the stream where it was taken
+    top = ns;
+    for (int i = n - 1; i >= 0; i--) {
+        const rl_unet_block *b = &u->down[i];
+        const rl_unet_block_acts *ba = &A->down[i];
+        const rl_unet_block *gb = gi ? &gi->down[i] : NULL, *gmb = gm ? &gm->down[i] : NULL;
+        const int Hb = ba->H, Wb = ba->W, S = Hb * Wb;
+        const int C = b->resnets[b->n_layers - 1].OC;
+        if (b->has_sampler) {
+            --top;
+            rl_add_inplace(d.dh, dskip[top], (size_t)B * sk[top].C * sk[top].H * sk[top].W);
+            STEP((size_t)B * C * S);
+            rl_downsample_bwd(&b->down, gb ? &gb->down : NULL, arena, o, d.dh, ba->samp_in, B, Hb,
+                              Wb);
+            DONE();
+        }
+        for (int j = b->n_layers - 1; j >= 0; j--) {
+            const rl_resnet *r = &b->resnets[j];
+            const size_t nf = (size_t)B * r->OC * S;
+            --top;
+            rl_add_inplace(d.dh, dskip[top], nf);
+            if (b->has_motion) {
+                STEP(nf);
+                rl_motion_bwd(&b->motions[j], gmb ? &gmb->motions[j] : NULL, &ba->mot[j], arena, o,
+                              d.dh, ba->mot_in[j], N, F, Hb, Wb);
+                DONE();
+                if (stop_at_motion && i == 0 && j == 0) goto done;
+            }
+            if (b->cross) {
+                STEP(nf);
+                rl_xformer_bwd(&b->attns[j], gb ? &gb->attns[j] : NULL, &ba->xf[j], arena, o, demb,
+                               d.dh, ba->xf_in[j], emb, B, Hb, Wb, L, ctx_rep);
+                DONE();
+            }
+            STEP((size_t)B * r->C * S);
+            rl_resnet_bwd(r, gb ? &gb->resnets[j] : NULL, &ba->res[j], arena, o, dtemb, d.dh,
+                          ba->res_in[j], A->temb, B, Hb, Wb);
+            DONE();
+        }
+    }
+    RL_ASSERT(top == 1);
+
+    // conv_in on the permuted input; its output was skip 0
+    {
+        const int S = A->H * A->W;
+        rl_add_inplace(d.dh, dskip[0], (size_t)B * C0 * S);
+        float *dxin = dx ? zeros(arena, (size_t)B * Cin * S) : NULL;
+        if (dx || gi)
+            rl_conv_bwd(&u->conv_in, gi ? &gi->conv_in : NULL, arena, dxin, d.dh, A->xin, B, A->H,
+                        A->W);
+        if (dx) {
+            // (N, F, Cin, S) -> (N, Cin, F, S), accumulated
+            float *t = take(arena, (size_t)B * Cin * S);
+            rl_permute4(t, dxin, (int[]){ N, F, Cin, S }, (int[]){ 0, 2, 1, 3 });
+            rl_add_inplace(dx, t, (size_t)B * Cin * S);
+        }
+    }
+
+    // time embedding: temb[b] = e2[b / F]; e2 = linear_2(silu(linear_1(tp)))
+    if (gi) {
+        float *de2 = zeros(arena, (size_t)N * Ct), *dt1a = zeros(arena, (size_t)N * Ct);
+        float *dt1 = zeros(arena, (size_t)N * Ct);
+        for (int b = 0; b < B; b++)                              // frames in order: fixed sums
+            rl_add_inplace(de2 + (size_t)(b / F) * Ct, dtemb + (size_t)b * Ct, (size_t)Ct);
+        rl_fc_bwd(&u->t_lin2, &gi->t_lin2, dt1a, de2, A->t1a, N);
+        rl_silu_bwd(dt1, dt1a, A->t1, (size_t)N * Ct);
+        rl_fc_bwd(&u->t_lin1, &gi->t_lin1, NULL, dt1, A->tp, N);
+    }
+done:
+#undef STEP
+#undef DONE
+    rl_arena_reset(arena, m0);
+}
+
+// ---- memory plan -------------------------------------------------------------------------------
+/* Mirrors of forward() and rl_unet_bwd(): the same allocations in the same order (keep in
+ * step; tests/test_unet.c compares the plan with the arena's measured peak to the byte). */
+
+static void plan_forward(const rl_unet *u, rl_plan *p, int train, int N, int F, int H, int W,
+                         int L, int ctx_rep)
+{
+    const rl_unet_cfg *c = &u->cfg;
+    const int n = c->n_blocks, B = N * F, C0 = u->C0, Ct = u->Ct;
+#define KEEP(nf) do { if (train) rl_plan_floats(p, (nf)); } while (0)
+    rl_plan_floats(p, (size_t)N);                                // tv, tp, t1, t1a, e2, temb
+    rl_plan_floats(p, (size_t)N * C0);
+    rl_plan_floats(p, (size_t)N * Ct);
+    KEEP((size_t)N * Ct);
+    rl_plan_floats(p, (size_t)N * Ct);
+    rl_plan_floats(p, (size_t)B * Ct);
+    dims sk[RL_UNET_MAX_SKIPS];
+    int ns;
+    const size_t mx = (size_t)B * walk(u, H, W, sk, &ns);
+    if (!train) {
+        for (int i = 0; i < ns; i++) rl_plan_floats(p, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
+        for (int i = 0; i < 3; i++) rl_plan_floats(p, mx);
+    }
+    KEEP((size_t)B * c->in_channels * H * W);                    // xin, conv_in out
+    KEEP((size_t)B * C0 * H * W);
+    rl_conv_plan(&u->conv_in, p, B, H, W);
+    int C = C0, top = ns;
+    for (int i = 0; i < n; i++) {
+        const rl_unet_block *b = &u->down[i];
+        for (int j = 0; j < b->n_layers; j++) {
+            C = b->resnets[j].OC;
+            const size_t nf = (size_t)B * C * H * W;
+            KEEP(nf);
+            rl_resnet_plan_fwd(&b->resnets[j], p, train, B, H, W);
+            if (b->cross) { KEEP(nf); rl_xformer_plan_fwd(&b->attns[j], p, train, B, H, W, L, ctx_rep); }
+            if (b->has_motion) { KEEP(nf); rl_motion_plan_fwd(&b->motions[j], p, train, N, F, H, W); }
+        }
+        if (b->has_sampler) {
+            int Ho, Wo;
+            rl_conv_out_hw(&b->down.conv, H, W, &Ho, &Wo);
+            KEEP((size_t)B * C * Ho * Wo);
+            rl_conv_plan(&b->down.conv, p, B, H, W);
+            H = Ho; W = Wo;
+        }
+    }
+    const size_t nm = (size_t)B * C * H * W;
+    KEEP(nm);
+    rl_resnet_plan_fwd(&u->mid_res[0], p, train, B, H, W);
+    for (int k = 0; k < c->mid_layers; k++) {
+        KEEP(nm);
+        rl_xformer_plan_fwd(&u->mid_attn[k], p, train, B, H, W, L, ctx_rep);
+        if (u->has_mid_motion) { KEEP(nm); rl_motion_plan_fwd(&u->mid_motion[k], p, train, N, F, H, W); }
+        KEEP(nm);
+        rl_resnet_plan_fwd(&u->mid_res[k + 1], p, train, B, H, W);
+    }
+    for (int i = 0; i < n; i++) {
+        const rl_unet_block *b = &u->up[i];
+        for (int j = 0; j < b->n_layers; j++) {
+            const dims s = sk[--top];
+            KEEP((size_t)B * (C + s.C) * H * W);                 // cat
+            C = b->resnets[j].OC;
+            const size_t nf = (size_t)B * C * H * W;
+            KEEP(nf);
+            rl_resnet_plan_fwd(&b->resnets[j], p, train, B, H, W);
+            if (b->cross) { KEEP(nf); rl_xformer_plan_fwd(&b->attns[j], p, train, B, H, W, L, ctx_rep); }
+            if (b->has_motion) { KEEP(nf); rl_motion_plan_fwd(&b->motions[j], p, train, N, F, H, W); }
+        }
+        if (b->has_sampler) {
+            const int Ho = sk[top - 1].H, Wo = sk[top - 1].W;
+            KEEP((size_t)B * C * Ho * Wo);
+            rl_upsample_plan_fwd(&b->up, p, train, B, Ho, Wo);
+            H = Ho; W = Wo;
+        }
+    }
+    rl_plan_floats(p, (size_t)B * u->norm_out.G);                // mean, rstd, gn, act, y
+    rl_plan_floats(p, (size_t)B * u->norm_out.G);
+    KEEP((size_t)B * C * H * W);
+    KEEP((size_t)B * C * H * W);
+    KEEP((size_t)B * c->out_channels * H * W);
+    rl_conv_plan(&u->conv_out, p, B, H, W);
+#undef KEEP
+}
+
+static void plan_backward(const rl_unet *u, rl_plan *p, int N, int F, int H0, int W0, int L,
+                          int ctx_rep)
+{
+    const rl_unet_cfg *c = &u->cfg;
+    const int n = c->n_blocks, B = N * F;
+    const size_t m0 = p->used;
+    dims sk[RL_UNET_MAX_SKIPS];
+    int ns;
+    const size_t mx = (size_t)B * walk(u, H0, W0, sk, &ns);
+    for (int i = 0; i < 3; i++) rl_plan_floats(p, mx);          // two streams, dcat
+    for (int i = 0; i < ns; i++) rl_plan_floats(p, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
+    rl_plan_floats(p, (size_t)B * u->Ct);                        // dtemb
+    rl_plan_floats(p, (size_t)B * c->out_channels * H0 * W0);   // dy
+    rl_conv_plan(&u->conv_out, p, B, H0, W0);
+    // block resolutions: skip k of a down block's layers has the block's resolution
+    int Hd[RL_UNET_MAX_BLOCKS] = { 0 }, Wd[RL_UNET_MAX_BLOCKS] = { 0 }, H = H0, W = W0;
+    for (int i = 0; i < n; i++) {
+        Hd[i] = H; Wd[i] = W;
+        if (u->down[i].has_sampler) {
+            int Ho, Wo;
+            rl_conv_out_hw(&u->down[i].down.conv, H, W, &Ho, &Wo);
+            H = Ho; W = Wo;
+        }
+    }
+    for (int i = n - 1; i >= 0; i--) {                           // up block i has down n-1-i's size
+        const rl_unet_block *b = &u->up[i];
+        const int Hb = Hd[n - 1 - i], Wb = Wd[n - 1 - i];
+        if (b->has_sampler) rl_upsample_plan_bwd(&b->up, p, B, Hb, Wb);
+        for (int j = b->n_layers - 1; j >= 0; j--) {
+            if (b->has_motion) rl_motion_plan_bwd(&b->motions[j], p, N, F, Hb, Wb);
+            if (b->cross) rl_xformer_plan_bwd(&b->attns[j], p, B, Hb, Wb, L, ctx_rep);
+            rl_resnet_plan_bwd(&b->resnets[j], p, B, Hb, Wb);
+        }
+    }
+    const int Hm = Hd[n - 1], Wm = Wd[n - 1];
+    for (int k = c->mid_layers - 1; k >= 0; k--) {
+        rl_resnet_plan_bwd(&u->mid_res[k + 1], p, B, Hm, Wm);
+        if (u->has_mid_motion) rl_motion_plan_bwd(&u->mid_motion[k], p, N, F, Hm, Wm);
+        rl_xformer_plan_bwd(&u->mid_attn[k], p, B, Hm, Wm, L, ctx_rep);
+    }
+    rl_resnet_plan_bwd(&u->mid_res[0], p, B, Hm, Wm);
+    for (int i = n - 1; i >= 0; i--) {
+        const rl_unet_block *b = &u->down[i];
+        if (b->has_sampler) rl_conv_plan(&b->down.conv, p, B, Hd[i], Wd[i]);
+        for (int j = b->n_layers - 1; j >= 0; j--) {
+            if (b->has_motion) rl_motion_plan_bwd(&b->motions[j], p, N, F, Hd[i], Wd[i]);
+            if (b->cross) rl_xformer_plan_bwd(&b->attns[j], p, B, Hd[i], Wd[i], L, ctx_rep);
+            rl_resnet_plan_bwd(&b->resnets[j], p, B, Hd[i], Wd[i]);
+        }
+    }
+    rl_plan_floats(p, (size_t)B * c->in_channels * H0 * W0);    // dxin
+    rl_conv_plan(&u->conv_in, p, B, H0, W0);
+    rl_plan_floats(p, (size_t)B * c->in_channels * H0 * W0);    // permuted dx
+    for (int i = 0; i < 3; i++) rl_plan_floats(p, (size_t)N * u->Ct);   // de2, dt1a, dt1
+    p->used = m0;
+}
+
+size_t rl_unet_plan_bytes(const rl_unet *u, int train, int N, int F, int H, int W, int L,
+                          int emb_frames, int n_threads)
+{
+    rl_plan p = { .n_threads = n_threads > 0 ? n_threads : 1 };
+    const int ctx_rep = emb_frames == 1 ? F : 1;
+    plan_forward(u, &p, train, N, F, H, W, L, ctx_rep);
+    if (train) plan_backward(u, &p, N, F, H, W, L, ctx_rep);
+    return p.peak;
 }

@@ -61,11 +61,89 @@ void rl_unet_free(rl_unet *u);                     // idempotent, safe on a zero
  *   t    timesteps, t_n = N values (one per video) or 1 (broadcast)
  *   emb  text embeddings: emb_frames = 1: (N, L, D), shared by the F frames of each video;
  *        emb_frames = F: (N, F, L, D), one per frame (prompt travel). D = cross_attention_dim.
- * Activations come from arena (reset to its entry mark on return), so after the first call
- * with a given shape no memory is allocated. Errors: RL_E_PARAM for shapes the model cannot
- * take (F above motion_max_seq_length, emb_frames not 1 or F, ...). */
+ * Activations come from arena (reset to its entry mark on return). The call first reserves
+ * rl_unet_plan_bytes(inference) in the arena, so after the first call with a given shape no
+ * memory is allocated, and a reservation that fails is RL_E_NOMEM (nothing computed).
+ * Errors: RL_E_PARAM for shapes the model cannot take (F above motion_max_seq_length,
+ * emb_frames not 1 or F, ...), RL_E_NOMEM. */
 rl_status rl_unet_fwd(const rl_unet *u, rl_arena *arena, float *out, const float *x,
                       const float *t, int t_n, const float *emb, int emb_frames, int L, int D,
                       int N, int F, int H, int W, rl_err *err);
+
+// ---- training -------------------------------------------------------------------------------
+
+#define RL_UNET_MAX_SKIPS (RL_UNET_MAX_BLOCKS * (RL_UNET_MAX_LAYERS + 1) + 1)
+
+/* Which parameters receive gradients in rl_unet_bwd (the others are frozen: their weight
+ * gradients are neither computed nor written). */
+enum {
+    RL_UNET_GRAD_IMAGE = 1,      // everything that is not a motion module (the image UNet)
+    RL_UNET_GRAD_MOTION = 2,     // the motion modules (*.motion_modules.*)
+    RL_UNET_GRAD_ALL = 3,
+};
+
+/* What the training forward keeps for one block. Pointers into the arena. */
+typedef struct {
+    int H, W;                                      // resolution of the block's layers
+    const float *res_in[RL_UNET_MAX_LAYERS];       // resnet inputs (up blocks: the concat)
+    rl_resnet_acts res[RL_UNET_MAX_LAYERS];
+    const float *xf_in[RL_UNET_MAX_LAYERS];        // attention inputs (B, C, H, W)
+    rl_xformer_acts xf[RL_UNET_MAX_LAYERS];
+    const float *mot_in[RL_UNET_MAX_LAYERS];       // motion-module inputs (B, C, H, W)
+    rl_motion_acts mot[RL_UNET_MAX_LAYERS];
+    const float *samp_in;                          // down/upsampler input
+    rl_upsample_acts up;
+} rl_unet_block_acts;
+
+/* Everything rl_unet_bwd needs from rl_unet_fwd_train. B = N * F images. */
+typedef struct {
+    int N, F, H, W, L, D, emb_frames, ctx_rep;
+    const float *emb;                              // the caller's embeddings (kept alive by it)
+    float *tp;                                     // (N, C0) sinusoidal time projection
+    float *t1, *t1a;                               // (N, Ct) linear_1 out, its SiLU
+    float *temb;                                   // (B, Ct) linear_2 out repeated over frames
+    float *xin;                                    // (B, Cin, H, W) permuted input
+    int n_skips;
+    float *skip[RL_UNET_MAX_SKIPS];                // skip tensors (B, C, h, w)
+    int skip_c[RL_UNET_MAX_SKIPS], skip_h[RL_UNET_MAX_SKIPS], skip_w[RL_UNET_MAX_SKIPS];
+    rl_unet_block_acts down[RL_UNET_MAX_BLOCKS], up[RL_UNET_MAX_BLOCKS];
+    const float *mid_res_in[RL_UNET_MAX_LAYERS + 1];
+    rl_resnet_acts mid_res[RL_UNET_MAX_LAYERS + 1];
+    const float *mid_xf_in[RL_UNET_MAX_LAYERS], *mid_mot_in[RL_UNET_MAX_LAYERS];
+    rl_xformer_acts mid_xf[RL_UNET_MAX_LAYERS];
+    rl_motion_acts mid_mot[RL_UNET_MAX_LAYERS];
+    const float *pre_out;                          // (B, C0, H, W) conv_norm_out input
+    float *gn, *gn_mean, *gn_rstd, *act;           // its output, stats (B, G), SiLU
+} rl_unet_acts;
+
+/* As rl_unet_fwd, keeping in *a (the caller's struct) and in arena everything rl_unet_bwd
+ * needs; the arena is NOT reset (the caller resets it to its own mark after the backward).
+ * emb must stay valid until the backward. Reserves rl_unet_plan_bytes(training) first.
+ * Errors: those of rl_unet_fwd, and RL_E_PARAM when H or W is not a multiple of
+ * 2^(blocks - 1) (the upsamplers' backward is the 2x one). */
+rl_status rl_unet_fwd_train(const rl_unet *u, rl_unet_acts *a, rl_arena *arena, float *out,
+                            const float *x, const float *t, int t_n, const float *emb,
+                            int emb_frames, int L, int D, int N, int F, int H, int W,
+                            rl_err *err);
+
+/* Backward of the training forward a, from dout (N, Cout, F, H, W). Accumulates (+=) into
+ *   g     the gradient mirror (an rl_unet bound to gradient buffers of the same names), only
+ *         for the parameter groups in `which` (RL_UNET_GRAD_*); g may be NULL
+ *   dx    (N, Cin, F, H, W) or NULL
+ *   demb  shaped as the emb given to the forward, or NULL.
+ * Work that feeds nothing asked for is skipped (motion-only training does not walk back
+ * through the layers below the first motion module). Temporaries come from arena and are
+ * released. Cannot fail once the forward succeeded (the plan covers it). Not thread-safe for
+ * the same g. */
+void rl_unet_bwd(const rl_unet *u, const rl_unet *g, int which, const rl_unet_acts *a,
+                 rl_arena *arena, float *dx, float *demb, const float *dout);
+
+// ---- memory plan --------------------------------------------------------------------------------
+
+/* Arena bytes (high-water mark above the entry mark) of one rl_unet_fwd (train = 0) or of
+ * rl_unet_fwd_train followed by rl_unet_bwd (train = 1) at this shape, counted by walking
+ * the same allocations the calls make, with n_threads worth of per-thread scratch. */
+size_t rl_unet_plan_bytes(const rl_unet *u, int train, int N, int F, int H, int W, int L,
+                          int emb_frames, int n_threads);
 
 #endif

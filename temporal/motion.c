@@ -157,3 +157,44 @@ void rl_motion_bwd(const rl_motion *m, const rl_motion *g, const rl_motion_acts 
     }
     rl_arena_reset(arena, mk);
 }
+
+// ---- memory plans (mirrors of the allocations above; see rl_plan in core/layers.h) ---------
+
+void rl_motion_plan_fwd(const rl_motion *m, rl_plan *p, int train, int N, int F, int H, int W)
+{
+    const size_t mk = p->used, n = (size_t)N * F * m->C * H * W;
+    const size_t ni = (size_t)N * H * W * F * m->inner;
+    rl_plan_floats(p, n);                                        // xp, gn, mean, rstd, gs
+    rl_plan_floats(p, n);
+    rl_plan_floats(p, (size_t)N * m->norm.G);
+    rl_plan_floats(p, (size_t)N * m->norm.G);
+    rl_plan_floats(p, n);
+    rl_plan_floats(p, ni);                                       // seq
+    if (train) {
+        rl_plan_bytes(p, (size_t)m->n_blocks * sizeof(float *));
+        rl_plan_bytes(p, (size_t)m->n_blocks * sizeof(rl_tblock_acts));
+    }
+    for (int i = 0; i < m->n_blocks; i++) {
+        if (train || i == 0) rl_plan_floats(p, ni);              // hb
+        rl_tblock_plan_fwd(&m->blocks[i], p, train, 0, N * H * W, F, F, 1);
+    }
+    rl_plan_floats(p, n);                                        // y, yp
+    rl_plan_floats(p, n);
+    if (!train) p->used = mk;
+}
+
+void rl_motion_plan_bwd(const rl_motion *m, rl_plan *p, int N, int F, int H, int W)
+{
+    const size_t mk = p->used, n = (size_t)N * F * m->C * H * W;
+    const size_t ni = (size_t)N * H * W * F * m->inner;
+    rl_plan_floats(p, n);                                        // dy, dh, din
+    rl_plan_floats(p, ni);
+    rl_plan_floats(p, ni);
+    for (int i = m->n_blocks - 1; i >= 0; i--)
+        rl_tblock_plan_bwd(&m->blocks[i], p, 0, N * H * W, F, F, 1);
+    rl_plan_floats(p, n);                                        // dgs, dgn, dxp, t
+    rl_plan_floats(p, n);
+    rl_plan_floats(p, n);
+    rl_plan_floats(p, n);
+    p->used = mk;
+}

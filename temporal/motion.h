@@ -58,4 +58,9 @@ void rl_motion_bwd(const rl_motion *m, const rl_motion *g, const rl_motion_acts 
                    rl_arena *arena, float *dx, const float *dout, const float *x, int N, int F,
                    int H, int W);
 
+/* Memory plans: mirrors of the arena allocations of rl_motion_fwd / rl_motion_bwd (rl_plan,
+ * core/layers.h); the backward plan assumes dx is asked for. */
+void rl_motion_plan_fwd(const rl_motion *m, rl_plan *p, int train, int N, int F, int H, int W);
+void rl_motion_plan_bwd(const rl_motion *m, rl_plan *p, int N, int F, int H, int W);
+
 #endif
