@@ -557,6 +557,131 @@ fail:
     if (err.msg[0]) rl_test_fail(t, "%s", err.msg);
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((*(const rl_weight *const *)a)->name, (*(const rl_weight *const *)b)->name);
+}
+
+/* Copies between a table's entries and a flat vector in sorted-name order (the fixture's). */
+static void flat_copy(rl_weights *ws, float *flat, int to_flat)
+{
+    const rl_weight **ord = malloc((size_t)ws->n * sizeof *ord);
+    for (int i = 0; i < ws->n; i++) ord[i] = &ws->w[i];
+    qsort(ord, (size_t)ws->n, sizeof *ord, cmp_name);
+    size_t o = 0;
+    for (int i = 0; i < ws->n; i++) {
+        const size_t n = numel(ord[i]);
+        if (to_flat) memcpy(flat + o, ord[i]->data, n * sizeof(float));
+        else memcpy(ord[i]->data, flat + o, n * sizeof(float));
+        o += n;
+    }
+    free(ord);
+}
+
+/* Two whole training steps of a tiny UNetMotionModel (loss, every gradient, clipped global
+ * norm, AdamW update) against PyTorch in float64 (tools/fixtures/make_train.py). */
+static void test_unet_step_parity(rl_test *t, const char *rel)
+{
+    rl_fixture fx;
+    if (!rl_fixture_open(t, &fx, rel)) return;
+    rl_err err = { 0 };
+    rl_json j = { 0 };
+    rl_ptable pt;
+    rl_ptable_init(&pt, "unet");
+    rl_train_opts o = rl_train_opts_default();
+    unet_run r = { .o = &o };
+    rl_arena_init(&r.arena, 0);
+    const char *cfg_text = rl_fixture_str(&fx, "config");
+    if (rl_json_parse(&j, cfg_text, strlen(cfg_text), "config", &err) ||
+        rl_unet_cfg_parse(&r.cfg, &j, &err) || rl_ptable_discover(&pt, unet_probe, &r.cfg, &err) ||
+        rl_ptable_alloc_state(&pt, 0, &err)) {
+        rl_test_fail(t, "%s", err.msg);
+        goto done;
+    }
+    const size_t np = rl_ptable_numel(&pt, 0);
+    if (!rl_test_check(t, np == rl_fixture_numel(&fx, "w"), "%zu parameters, fixture %zu", np,
+                       rl_fixture_numel(&fx, "w")))
+        goto done;
+    flat_copy(&pt.p, (float *)rl_fixture_f32(&fx, "w", 1, (int[]){ (int)np }), 0);
+    if (!RL_CHECK(t, rl_unet_bind(&r.u, &pt.p, NULL, &r.cfg, &err) == RL_OK) ||
+        !RL_CHECK(t, rl_unet_bind(&r.g, &pt.g, NULL, &r.cfg, &err) == RL_OK))
+        goto done;
+    r.N = rl_fixture_int(&fx, "N"); r.F = rl_fixture_int(&fx, "F");
+    r.h = rl_fixture_int(&fx, "H"); r.w = rl_fixture_int(&fx, "W");
+    r.L = rl_fixture_int(&fx, "L"); r.lc = r.cfg.in_channels; r.D = r.cfg.cross_dim[0];
+    r.which = RL_UNET_GRAD_ALL;
+    const int sh[5] = { r.N, r.lc, r.F, r.h, r.w };
+    const size_t nl = (size_t)r.N * r.lc * r.F * r.h * r.w, per = nl / (size_t)r.N;
+    const float *x0 = rl_fixture_f32(&fx, "x0", 5, sh), *eps = rl_fixture_f32(&fx, "eps", 5, sh);
+    const float *xt = rl_fixture_f32(&fx, "xt", 5, sh), *tv = rl_fixture_f32(&fx, "t", 1, &r.N);
+    const float *abar = rl_fixture_f32(&fx, "abar", 1, &r.N);
+    const float *emb = rl_fixture_f32(&fx, "emb", 3, (int[]){ r.N, r.L, r.D });
+    if (!x0 || !eps || !xt || !tv || !abar || !emb) goto done;
+
+    // the noise schedule and x_t as the trainer makes them (float32 sqrt of float32 abar)
+    rl_noise_sched_init(&r.ns, 1, 0.00085f, 0.012f, 0, 0);
+    r.xt = rl_test_floats(t, nl); r.target = rl_test_floats(t, nl);
+    r.out = rl_test_floats(t, nl); r.dout = rl_test_floats(t, nl);
+    float ab[2];
+    for (int n = 0; n < r.N; n++) {
+        ab[n] = r.ns.alphas_cumprod[(int)tv[n]];
+        rl_noise_add(&r.ns, r.xt + n * per, r.target + n * per, x0 + n * per, eps + n * per,
+                     (int)tv[n], per);
+    }
+    // alphas_cumprod: a product of 1000 terms in double, rounded once
+    rl_check_close(t, "alphas_cumprod[t]", ab, abar, (size_t)r.N, 0, 1e-6);
+    rl_check_close(t, "x_t", r.xt, xt, nl, 1e-6, 1e-6);
+    rl_check_close(t, "target", r.target, eps, nl, 0, 0);
+    memcpy(r.xt, xt, nl * sizeof(float));   // the UNet checks below start from torch's x_t
+    r.tval = (float *)tv;
+    r.emb = (float *)emb;
+
+    const rl_adamw_cfg adam = { .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                                .weight_decay = (float)rl_fixture_float(&fx, "weight_decay") };
+    const float lr = (float)rl_fixture_float(&fx, "lr"), mx = (float)rl_fixture_float(&fx, "max_norm");
+    double loss[2], norm[2];
+    float *g1 = rl_test_floats(t, np), *after = rl_test_floats(t, np);
+    for (int k = 0; k < 2; k++) {
+        rl_ptable_zero_grad(&pt);
+        if (!RL_CHECK(t, unet_loss_grad(&r, &loss[k], &err) == RL_OK)) goto done;
+        if (k == 0) flat_copy(&pt.g, g1, 1);
+        norm[k] = rl_ptable_step(&pt, k + 1, lr, &adam, mx, 0.0f);
+    }
+    // float32 UNet (a few dozen layers, O(1) activations) against float64
+    rl_test_check(t, fabs(loss[0] - rl_fixture_float(&fx, "loss1")) < 2e-5 * loss[0] &&
+                  fabs(loss[1] - rl_fixture_float(&fx, "loss2")) < 2e-5 * loss[1],
+                  "loss %.8f %.8f, torch %.8f %.8f", loss[0], loss[1],
+                  rl_fixture_float(&fx, "loss1"), rl_fixture_float(&fx, "loss2"));
+    // step 2 starts from weights that already carry step 1's float32 differences (below)
+    rl_test_check(t, fabs(norm[0] - rl_fixture_float(&fx, "norm1")) < 1e-4 * norm[0] &&
+                  fabs(norm[1] - rl_fixture_float(&fx, "norm2")) < 1e-3 * norm[1],
+                  "gradient norm %.6f %.6f, torch %.6f %.6f", norm[0], norm[1],
+                  rl_fixture_float(&fx, "norm1"), rl_fixture_float(&fx, "norm2"));
+    // gradients (rms 0.15) are float32 sums over thousands of terms through ~40 layers, some
+    // with heavy cancellation: 2e-4 absolute is 0.1% of their typical size (nmse ~1e-9)
+    rl_check_close(t, "gradients (step 1)", g1, rl_fixture_f32(&fx, "g", 1, (int[]){ (int)np }), np,
+                   2e-4, 2e-3);
+    // AdamW moves each weight by about lr g / |g| (= 1e-3, 2e-3 over two steps) whatever the
+    // gradient's size, so where |g| is near 1e-6 a float32 gradient error of a few percent
+    // shifts that move by up to ~1% of lr: 1.5e-5 bounds it, 100x below the move itself
+    flat_copy(&pt.p, after, 1);
+    rl_check_close(t, "weights after 2 AdamW steps", after,
+                   rl_fixture_f32(&fx, "a", 1, (int[]){ (int)np }), np, 1.5e-5, 1e-5);
+    double moved = 0;
+    const float *w0 = rl_fixture_f32(&fx, "w", 1, (int[]){ (int)np });
+    for (size_t i = 0; i < np; i++) moved = fmax(moved, fabs((double)after[i] - w0[i]));
+    rl_test_check(t, moved > 1.5e-3, "largest move of a weight %.3g (2 steps of lr %g)", moved,
+                  (double)lr);
+done:
+    if (err.msg[0]) rl_test_fail(t, "%s", err.msg);
+    rl_unet_free(&r.u);
+    rl_unet_free(&r.g);
+    rl_arena_free(&r.arena);
+    rl_json_free(&j);
+    rl_ptable_free(&pt);
+    rl_fixture_close(&fx);
+}
+
 int main(int argc, char **argv)
 {
     // one thread: these toy sizes gain nothing from more, and a loaded machine makes spinning
@@ -573,6 +698,7 @@ int main(int argc, char **argv)
         { "clip_grad", test_clip_grad, NULL },
         { "clip_learns", test_clip_learns, NULL },
         { "unet_learns", test_unet_learns, NULL },
+        { "unet_step_parity", test_unet_step_parity, "train/unet_step.safetensors" },
         { 0 },
     });
 }

@@ -146,13 +146,11 @@ done:
     return rc;
 }
 
-static rl_status unet_step(void *ctx, rl_ptable *pt, long step, double *loss, double *aux,
-                           rl_err *err)
+/* Forward and backward of the batch in r->xt, r->tval, r->emb against r->target: the mean
+ * squared error into *loss, its gradient accumulated into r->g (parameter groups r->which). */
+static rl_status unet_loss_grad(unet_run *r, double *loss, rl_err *err)
 {
-    unet_run *r = ctx;
-    (void)pt;
-    rl_status rc = unet_batch(r, rl_train_data_step(r->o, step), err);
-    if (rc) return rc;
+    rl_status rc;
     const size_t n = (size_t)r->N * r->lc * r->F * r->h * r->w;
     rl_arena_mark mk = rl_arena_get_mark(&r->arena);
     rl_unet_acts a;
@@ -171,6 +169,17 @@ static rl_status unet_step(void *ctx, rl_ptable *pt, long step, double *loss, do
     rl_unet_bwd(&r->u, &r->g, r->which, &a, &r->arena, NULL, NULL, r->dout);
     rl_arena_reset(&r->arena, mk);
     *loss = l / (double)n;
+    return RL_OK;
+}
+
+static rl_status unet_step(void *ctx, rl_ptable *pt, long step, double *loss, double *aux,
+                           rl_err *err)
+{
+    unet_run *r = ctx;
+    (void)pt;
+    rl_status rc = unet_batch(r, rl_train_data_step(r->o, step), err);
+    if (!rc) rc = unet_loss_grad(r, loss, err);
+    if (rc) return rc;
     double tm = 0;
     for (int i = 0; i < r->N; i++) tm += r->tval[i];
     *aux = tm / r->N;           // mean time step of the batch (to read the loss against)
