@@ -26,7 +26,7 @@
 
 /* The default model's autoencoder: 64x64 frames -> 16x16x4 latents (factor 4). */
 static const char default_vae_config[] =
-    "{\"block_out_channels\": [32, 64, 64], \"latent_channels\": 4, \"layers_per_block\": 1,"
+    "{\"block_out_channels\": [16, 32, 64], \"latent_channels\": 4, \"layers_per_block\": 1,"
     " \"norm_num_groups\": 8, \"sample_size\": 64, \"in_channels\": 3, \"out_channels\": 3}";
 
 typedef struct {
