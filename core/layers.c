@@ -171,18 +171,20 @@ void rl_resnet_fwd(const rl_resnet *r, rl_resnet_acts *a, rl_arena *arena, float
     const int C = r->C, OC = r->OC, S = H * W;
     const int train = a != NULL;
     rl_resnet_acts local;
-    rl_arena_mark m = rl_arena_get_mark(arena);
+    rl_arena_mark m = rl_arena_get_mark(arena), mt;
     if (!train) a = &local;
 
-    // h = conv1(silu(norm1(x)))                                   n1, a1 (B, C, S)
-    a->n1 = take(arena, (size_t)B * C * S);
+    // h = conv1(silu(norm1(x)))                                   h1 (B, OC, S)
+    // (inference: the norm's buffers are released as soon as the conv has read them)
+    a->h1 = take(arena, (size_t)B * OC * S);
+    mt = rl_arena_get_mark(arena);
+    a->n1 = take(arena, (size_t)B * C * S);                       // n1, a1 (B, C, S)
     a->mean1 = take(arena, (size_t)B * r->norm1.G);
     a->rstd1 = take(arena, (size_t)B * r->norm1.G);
     rl_groupnorm_fwd(a->n1, a->mean1, a->rstd1, x, r->norm1.w, r->norm1.b, B, C, S, r->norm1.G,
                      r->norm1.eps);
     a->a1 = train ? take(arena, (size_t)B * C * S) : a->n1;
     rl_silu_fwd(a->a1, a->n1, (size_t)B * C * S);
-    a->h1 = take(arena, (size_t)B * OC * S);                      // (B, OC, S)
     rl_conv_fwd(&r->conv1, arena, a->h1, a->a1, B, H, W);
 
     // h += time_emb_proj(silu(temb))[:, :, None, None]
@@ -194,8 +196,11 @@ void rl_resnet_fwd(const rl_resnet *r, rl_resnet_acts *a, rl_arena *arena, float
         rl_fc_fwd(&r->time_emb_proj, a->t, a->ta, B);
         rl_add_bias_nc(a->h1, a->t, B, OC, S);
     }
+    if (!train) rl_arena_reset(arena, mt);
 
-    // h = conv2(silu(norm2(h)))
+    // h = conv2(silu(norm2(h)))                                   h2 (B, OC, S)
+    float *h2 = take(arena, (size_t)B * OC * S);
+    mt = rl_arena_get_mark(arena);
     a->n2 = take(arena, (size_t)B * OC * S);
     a->mean2 = take(arena, (size_t)B * r->norm2.G);
     a->rstd2 = take(arena, (size_t)B * r->norm2.G);
@@ -203,8 +208,8 @@ void rl_resnet_fwd(const rl_resnet *r, rl_resnet_acts *a, rl_arena *arena, float
                      r->norm2.G, r->norm2.eps);
     a->a2 = train ? take(arena, (size_t)B * OC * S) : a->n2;
     rl_silu_fwd(a->a2, a->n2, (size_t)B * OC * S);
-    float *h2 = take(arena, (size_t)B * OC * S);
     rl_conv_fwd(&r->conv2, arena, h2, a->a2, B, H, W);
+    if (!train) rl_arena_reset(arena, mt);
 
     // out = (shortcut(x) + h) / output_scale_factor
     const size_t n = (size_t)B * OC * S;
@@ -352,18 +357,37 @@ rl_status rl_ff_bind(rl_ff *l, rl_weights *ws, const char *prefix, int C, int I,
     return RL_OK;
 }
 
+/* Inference runs the feed-forward over chunks of rows (it is row-wise), so its (T, 3 I)
+ * hidden values never exist at once: at most FF_CHUNK_FLOATS floats of projection. */
+#define FF_CHUNK_FLOATS ((size_t)1 << 22)
+
+static int ff_chunk_rows(const rl_ff *l, int T)
+{
+    size_t r = FF_CHUNK_FLOATS / (2 * (size_t)l->I);
+    if (r < 64) r = 64;
+    return r < (size_t)T ? (int)r : T;
+}
+
 void rl_ff_fwd(const rl_ff *l, rl_ff_acts *a, rl_arena *arena, float *out, const float *x, int T)
 {
-    const int train = a != NULL;
-    rl_ff_acts local;
+    if (a) {
+        a->p = take(arena, (size_t)T * 2 * l->I);                   // (T, 2I)
+        rl_fc_fwd(&l->proj, a->p, x, T);
+        a->g = take(arena, (size_t)T * l->I);                       // (T, I)
+        rl_geglu_fwd(a->g, a->p, T, l->I);
+        rl_fc_fwd(&l->out, out, a->g, T);
+        return;
+    }
     rl_arena_mark m = rl_arena_get_mark(arena);
-    if (!train) a = &local;
-    a->p = take(arena, (size_t)T * 2 * l->I);
-    rl_fc_fwd(&l->proj, a->p, x, T);
-    a->g = take(arena, (size_t)T * l->I);
-    rl_geglu_fwd(a->g, a->p, T, l->I);
-    rl_fc_fwd(&l->out, out, a->g, T);
-    if (!train) rl_arena_reset(arena, m);
+    const int R = ff_chunk_rows(l, T);
+    float *p = take(arena, (size_t)R * 2 * l->I), *g = take(arena, (size_t)R * l->I);
+    for (int t0 = 0; t0 < T; t0 += R) {
+        const int r = T - t0 < R ? T - t0 : R;
+        rl_fc_fwd(&l->proj, p, x + (size_t)t0 * l->C, r);
+        rl_geglu_fwd(g, p, r, l->I);
+        rl_fc_fwd(&l->out, out + (size_t)t0 * l->C, g, r);
+    }
+    rl_arena_reset(arena, m);
 }
 
 // ---- BasicTransformerBlock ----------------------------------------------------------------
@@ -423,14 +447,22 @@ rl_status rl_tblock_bind(rl_tblock *l, rl_weights *ws, const char *prefix, const
     return RL_OK;
 }
 
+/* Inference: attn_core with its q, k, v, o released on return. */
+static void attn_infer(const rl_attention *l, rl_arena *arena, float *y, const float *xs,
+                       const float *ctx, int B, int Tq, int Tk, int ctx_rep)
+{
+    rl_attention_acts tmp;
+    rl_arena_mark m = rl_arena_get_mark(arena);
+    attn_core(l, &tmp, 0, arena, y, xs, ctx, B, Tq, Tk, ctx_rep);
+    rl_arena_reset(arena, m);
+}
+
 void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float *out,
                    const float *x, const float *ctx, int B, int T, int Tk, int ctx_rep)
 {
     const int train = a != NULL, C = l->C;
     const size_t n = (size_t)B * T * C;
-    rl_tblock_acts local;
     rl_arena_mark m = rl_arena_get_mark(arena);
-    if (!train) a = &local;
 
     const float *pe = NULL;                               // (T, C)
     if (l->pe_len > 0) {
@@ -444,6 +476,28 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
         }
     }
 
+    if (!train) {
+        // the residual stream lives in out; one normed buffer, one branch output, reused
+        float *nb = take(arena, n), *y = take(arena, n);   // (B, T, C)
+        float *mean = take(arena, (size_t)B * T), *rstd = take(arena, (size_t)B * T);
+        rl_layernorm_fwd(nb, mean, rstd, x, l->norm1.w, l->norm1.b, B * T, C, l->norm1.eps);
+        if (pe) pe_add(nb, pe, B, T, C);
+        attn_infer(&l->attn1, arena, y, nb, NULL, B, T, T, 1);
+        add3(out, x, y, n);                               // h1 (out may equal x)
+        if (l->has_attn2) {
+            rl_layernorm_fwd(nb, mean, rstd, out, l->norm2.w, l->norm2.b, B * T, C,
+                             l->norm2.eps);
+            if (pe) pe_add(nb, pe, B, T, C);
+            attn_infer(&l->attn2, arena, y, nb, l->attn2_self ? NULL : ctx, B, T, Tk, ctx_rep);
+            rl_add_inplace(out, y, n);                    // h2
+        }
+        rl_layernorm_fwd(nb, mean, rstd, out, l->norm3.w, l->norm3.b, B * T, C, l->norm3.eps);
+        rl_ff_fwd(&l->ff, NULL, arena, y, nb, B * T);
+        rl_add_inplace(out, y, n);
+        rl_arena_reset(arena, m);
+        return;
+    }
+
     // h1 = x + attn1(pe(norm1(x)))
     a->n1 = take(arena, n);
     a->mean1 = take(arena, (size_t)B * T);
@@ -451,7 +505,7 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
     rl_layernorm_fwd(a->n1, a->mean1, a->rstd1, x, l->norm1.w, l->norm1.b, B * T, C, l->norm1.eps);
     if (pe) pe_add(a->n1, pe, B, T, C);
     float *y = take(arena, n);
-    attn_core(&l->attn1, &a->attn1, train, arena, y, a->n1, NULL, B, T, T, 1);
+    attn_core(&l->attn1, &a->attn1, 1, arena, y, a->n1, NULL, B, T, T, 1);
     a->h1 = take(arena, n);
     add3(a->h1, x, y, n);
 
@@ -465,8 +519,8 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
         rl_layernorm_fwd(a->n2, a->mean2, a->rstd2, a->h1, l->norm2.w, l->norm2.b, B * T, C,
                          l->norm2.eps);
         if (pe) pe_add(a->n2, pe, B, T, C);
-        attn_core(&l->attn2, &a->attn2, train, arena, y, a->n2, l->attn2_self ? NULL : ctx, B, T,
-                  Tk, ctx_rep);
+        attn_core(&l->attn2, &a->attn2, 1, arena, y, a->n2, l->attn2_self ? NULL : ctx, B, T, Tk,
+                  ctx_rep);
         a->h2 = take(arena, n);
         add3(a->h2, a->h1, y, n);
         h = a->h2;
@@ -477,9 +531,8 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
     a->mean3 = take(arena, (size_t)B * T);
     a->rstd3 = take(arena, (size_t)B * T);
     rl_layernorm_fwd(a->n3, a->mean3, a->rstd3, h, l->norm3.w, l->norm3.b, B * T, C, l->norm3.eps);
-    rl_ff_fwd(&l->ff, train ? &a->ff : NULL, arena, y, a->n3, B * T);
+    rl_ff_fwd(&l->ff, &a->ff, arena, y, a->n3, B * T);
     add3(out, h, y, n);
-    if (!train) rl_arena_reset(arena, m);
 }
 
 // ---- Transformer2DModel -----------------------------------------------------------------
@@ -533,11 +586,14 @@ void rl_xformer_fwd(const rl_xformer *l, rl_xformer_acts *a, rl_arena *arena, fl
     rl_arena_mark m = rl_arena_get_mark(arena);
     if (!train) a = &local;
 
+    // seq (B, S, I) = proj_in(norm(x)) in sequence layout (inference: the normed image and the
+    // layout temporary are released once seq exists)
+    a->seq = take(arena, (size_t)B * S * I);
+    rl_arena_mark mt = rl_arena_get_mark(arena);
     a->n = take(arena, (size_t)B * C * S);                      // (B, C, S)
     a->mean = take(arena, (size_t)B * G);
     a->rstd = take(arena, (size_t)B * G);
     rl_groupnorm_fwd(a->n, a->mean, a->rstd, x, l->norm.w, l->norm.b, B, C, S, G, l->norm.eps);
-    a->seq = take(arena, (size_t)B * S * I);                    // (B, S, I)
     if (l->linear) {
         float *t = take(arena, (size_t)B * S * C);
         rl_permute4(t, a->n, (int[]){ B, C, S, 1 }, (int[]){ 0, 2, 1, 3 });
@@ -547,6 +603,7 @@ void rl_xformer_fwd(const rl_xformer *l, rl_xformer_acts *a, rl_arena *arena, fl
         rl_conv_fwd(&l->proj_in_c, arena, t, a->n, B, H, W);
         rl_permute4(a->seq, t, (int[]){ B, I, S, 1 }, (int[]){ 0, 2, 1, 3 });
     }
+    if (!train) rl_arena_reset(arena, mt);
 
     if (train) {
         a->h = rl_arena_bytes(arena, (size_t)l->n_blocks * sizeof *a->h);
@@ -563,17 +620,17 @@ void rl_xformer_fwd(const rl_xformer *l, rl_xformer_acts *a, rl_arena *arena, fl
         h = hb;
     }
 
-    float *y = take(arena, (size_t)B * C * S);                  // (B, C, S)
+    // out (B, C, S) = proj_out(h) in image layout, + x
     if (l->linear) {
         float *t = take(arena, (size_t)B * S * C);
         rl_fc_fwd(&l->proj_out_l, t, h, B * S);
-        rl_permute4(y, t, (int[]){ B, S, C, 1 }, (int[]){ 0, 2, 1, 3 });
+        rl_permute4(out, t, (int[]){ B, S, C, 1 }, (int[]){ 0, 2, 1, 3 });
     } else {
         float *t = take(arena, (size_t)B * I * S);
         rl_permute4(t, h, (int[]){ B, S, I, 1 }, (int[]){ 0, 2, 1, 3 });
-        rl_conv_fwd(&l->proj_out_c, arena, y, t, B, H, W);
+        rl_conv_fwd(&l->proj_out_c, arena, out, t, B, H, W);
     }
-    add3(out, y, x, (size_t)B * C * S);
+    rl_add_inplace(out, x, (size_t)B * C * S);
     if (!train) rl_arena_reset(arena, m);
 }
 
@@ -896,22 +953,26 @@ void rl_conv_plan(const rl_conv *l, rl_plan *p, int B, int H, int W)
 void rl_resnet_plan_fwd(const rl_resnet *r, rl_plan *p, int train, int B, int H, int W)
 {
     const size_t m = p->used, ni = (size_t)B * r->C * H * W, no = (size_t)B * r->OC * H * W;
+    rl_plan_floats(p, no);                                       // h1
+    size_t mt = p->used;
     rl_plan_floats(p, ni);                                       // n1, mean1, rstd1
     rl_plan_floats(p, (size_t)B * r->norm1.G);
     rl_plan_floats(p, (size_t)B * r->norm1.G);
     if (train) rl_plan_floats(p, ni);                            // a1
-    rl_plan_floats(p, no);                                       // h1
     rl_conv_plan(&r->conv1, p, B, H, W);
     if (r->Ct > 0) {
         rl_plan_floats(p, (size_t)B * r->Ct);                    // ta, t
         rl_plan_floats(p, (size_t)B * r->OC);
     }
+    if (!train) p->used = mt;
+    rl_plan_floats(p, no);                                       // h2
+    mt = p->used;
     rl_plan_floats(p, no);                                       // n2, mean2, rstd2
     rl_plan_floats(p, (size_t)B * r->norm2.G);
     rl_plan_floats(p, (size_t)B * r->norm2.G);
     if (train) rl_plan_floats(p, no);                            // a2
-    rl_plan_floats(p, no);                                       // h2
     rl_conv_plan(&r->conv2, p, B, H, W);
+    if (!train) p->used = mt;
     if (r->has_shortcut) rl_conv_plan(&r->conv_shortcut, p, B, H, W);
     if (!train) p->used = m;
 }
@@ -974,28 +1035,44 @@ void rl_tblock_plan_fwd(const rl_tblock *l, rl_plan *p, int train, int cross, in
                         int ctx_rep)
 {
     const size_t m = p->used, n = (size_t)B * T * l->C;
+    const int cross2 = cross && !l->attn2_self;
     if (l->pe_len > 0 && !l->pe) rl_plan_floats(p, (size_t)T * l->C);
+    if (!train) {
+        rl_plan_floats(p, n);                                    // nb, y, mean, rstd
+        rl_plan_floats(p, n);
+        rl_plan_floats(p, (size_t)B * T);
+        rl_plan_floats(p, (size_t)B * T);
+        size_t mt = p->used;
+        attn_core_plan(&l->attn1, p, 0, 0, B, T, T, 1);
+        p->used = mt;
+        if (l->has_attn2) {
+            attn_core_plan(&l->attn2, p, 0, cross2, B, T, Tk, ctx_rep);
+            p->used = mt;
+        }
+        const int R = ff_chunk_rows(&l->ff, B * T);              // ff: p, g chunks
+        rl_plan_floats(p, (size_t)R * 2 * l->ff.I);
+        rl_plan_floats(p, (size_t)R * l->ff.I);
+        p->used = m;
+        return;
+    }
     rl_plan_floats(p, n);                                        // n1, mean1, rstd1
     rl_plan_floats(p, (size_t)B * T);
     rl_plan_floats(p, (size_t)B * T);
     rl_plan_floats(p, n);                                        // y
-    attn_core_plan(&l->attn1, p, train, 0, B, T, T, 1);
+    attn_core_plan(&l->attn1, p, 1, 0, B, T, T, 1);
     rl_plan_floats(p, n);                                        // h1
     if (l->has_attn2) {
         rl_plan_floats(p, n);                                    // n2, mean2, rstd2
         rl_plan_floats(p, (size_t)B * T);
         rl_plan_floats(p, (size_t)B * T);
-        attn_core_plan(&l->attn2, p, train, cross && !l->attn2_self, B, T, Tk, ctx_rep);
+        attn_core_plan(&l->attn2, p, 1, cross2, B, T, Tk, ctx_rep);
         rl_plan_floats(p, n);                                    // h2
     }
     rl_plan_floats(p, n);                                        // n3, mean3, rstd3
     rl_plan_floats(p, (size_t)B * T);
     rl_plan_floats(p, (size_t)B * T);
-    const size_t mf = p->used;                                   // ff: p, g
-    rl_plan_floats(p, (size_t)B * T * 2 * l->ff.I);
+    rl_plan_floats(p, (size_t)B * T * 2 * l->ff.I);              // ff: p, g
     rl_plan_floats(p, (size_t)B * T * l->ff.I);
-    if (!train) p->used = mf;
-    if (!train) p->used = m;
 }
 
 void rl_tblock_plan_bwd(const rl_tblock *l, rl_plan *p, int cross, int B, int T, int Tk,
@@ -1019,16 +1096,18 @@ void rl_xformer_plan_fwd(const rl_xformer *l, rl_plan *p, int train, int B, int 
 {
     const int S = H * W;
     const size_t m = p->used, nc = (size_t)B * l->C * S, ni = (size_t)B * S * l->inner;
+    rl_plan_floats(p, ni);                                       // seq
+    const size_t mt = p->used;
     rl_plan_floats(p, nc);                                       // n, mean, rstd
     rl_plan_floats(p, (size_t)B * l->norm.G);
     rl_plan_floats(p, (size_t)B * l->norm.G);
-    rl_plan_floats(p, ni);                                       // seq
     if (l->linear) {
         rl_plan_floats(p, nc);
     } else {
         rl_plan_floats(p, ni);
         rl_conv_plan(&l->proj_in_c, p, B, H, W);
     }
+    if (!train) p->used = mt;
     if (train) {
         rl_plan_bytes(p, (size_t)l->n_blocks * sizeof(float *));
         rl_plan_bytes(p, (size_t)l->n_blocks * sizeof(rl_tblock_acts));
@@ -1037,7 +1116,6 @@ void rl_xformer_plan_fwd(const rl_xformer *l, rl_plan *p, int train, int B, int 
         if (train || i == 0) rl_plan_floats(p, ni);              // hb
         rl_tblock_plan_fwd(&l->blocks[i], p, train, 1, B, S, Tk, ctx_rep);
     }
-    rl_plan_floats(p, nc);                                       // y
     if (l->linear) {
         rl_plan_floats(p, nc);
     } else {

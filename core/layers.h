@@ -250,7 +250,7 @@ typedef struct {
 rl_status rl_xformer_bind(rl_xformer *l, rl_weights *ws, const char *prefix,
                           const rl_xformer_cfg *cfg, rl_err *err);
 void rl_xformer_free(rl_xformer *l);
-/* x, out (B, C, H, W); ctx (B / ctx_rep, Tk, Ckv). */
+/* x, out (B, C, H, W), out not aliasing x; ctx (B / ctx_rep, Tk, Ckv). */
 void rl_xformer_fwd(const rl_xformer *l, rl_xformer_acts *a, rl_arena *arena, float *out,
                     const float *x, const float *ctx, int B, int H, int W, int Tk, int ctx_rep);
 void rl_xformer_bwd(const rl_xformer *l, const rl_xformer *g, const rl_xformer_acts *a,

@@ -191,24 +191,29 @@ void rl_unet_free(rl_unet *u)
 
 typedef struct { int C, H, W; } dims;
 
-/* Walks the architecture for the skip shapes and the largest activation (channels x pixels). */
-static size_t walk(const rl_unet *u, int H, int W, dims *skips, int *n_skips)
+/* Walks the architecture for the skip shapes, the largest stage input or output (channels x
+ * pixels, *max_out) and the largest skip concatenation (*max_cat). */
+static void walk(const rl_unet *u, int H, int W, dims *skips, int *n_skips, size_t *max_out,
+                 size_t *max_cat)
 {
     const rl_unet_cfg *c = &u->cfg;
     const int n = c->n_blocks;
-    size_t mx = (size_t)c->in_channels * H * W;
+    size_t mo = (size_t)c->in_channels * H * W, mc = 0;
     int ns = 0, C = u->C0;
-#define SEE(ch, h, w) do { size_t e_ = (size_t)(ch) * (h) * (w); if (e_ > mx) mx = e_; } while (0)
-    SEE(C, H, W);
+#define SEE(m, ch, h, w) do { size_t e_ = (size_t)(ch) * (h) * (w); if (e_ > (m)) (m) = e_; } while (0)
+    SEE(mo, C, H, W);
     skips[ns++] = (dims){ C, H, W };
     for (int i = 0; i < n; i++) {
         C = c->channels[i];
-        for (int j = 0; j < u->down[i].n_layers; j++) { SEE(C, H, W); skips[ns++] = (dims){ C, H, W }; }
+        for (int j = 0; j < u->down[i].n_layers; j++) {
+            SEE(mo, C, H, W);
+            skips[ns++] = (dims){ C, H, W };
+        }
         if (u->down[i].has_sampler) {
             int Ho, Wo;
             rl_conv_out_hw(&u->down[i].down.conv, H, W, &Ho, &Wo);
             H = Ho; W = Wo;
-            SEE(C, H, W);
+            SEE(mo, C, H, W);
             skips[ns++] = (dims){ C, H, W };
         }
     }
@@ -219,17 +224,18 @@ static size_t walk(const rl_unet *u, int H, int W, dims *skips, int *n_skips)
         const rl_unet_block *b = &u->up[i];
         for (int j = 0; j < b->n_layers; j++) {
             const dims s = skips[--top];
-            SEE(C + s.C, H, W);
+            SEE(mc, C + s.C, H, W);
             C = b->resnets[j].OC;
-            SEE(C, H, W);
+            SEE(mo, C, H, W);
         }
         if (b->has_sampler && top > 0) {
             H = skips[top - 1].H; W = skips[top - 1].W;
-            SEE(C, H, W);
+            SEE(mo, C, H, W);
         }
     }
 #undef SEE
-    return mx;
+    *max_out = mo;
+    *max_cat = mc;
 }
 
 static rl_status check_call(const rl_unet *u, int t_n, int emb_frames, int L, int D, int N,
@@ -298,31 +304,35 @@ static void forward(const rl_unet *u, rl_unet_acts *A, rl_arena *arena, float *o
 
     dims sk[RL_UNET_MAX_SKIPS];
     int ns;
-    const size_t mx = (size_t)B * walk(u, H, W, sk, &ns);
+    size_t mo, mc;
+    walk(u, H, W, sk, &ns, &mo, &mc);
     float *skip[RL_UNET_MAX_SKIPS];
     float *pp[3] = { NULL, NULL, NULL };                // inference: ping, pong, concat
     if (!train) {
         for (int i = 0; i < ns; i++)
             skip[i] = take(arena, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
-        for (int i = 0; i < 3; i++) pp[i] = take(arena, mx);
+        pp[0] = take(arena, (size_t)B * mo);
+        pp[1] = take(arena, (size_t)B * mo);
+        pp[2] = take(arena, (size_t)B * mc);
     }
     // the buffer for the next stage's output: fresh when training, else the one h is not in
 #define NEXT(h, nf) (train ? take(arena, (nf)) : ((h) == pp[0] ? pp[1] : pp[0]))
-    // a skip connection: training keeps the stage output itself, inference copies it
-#define PUSH(h, nf)                                                             \
+    // ... and for a stage whose output is a skip connection: inference writes it in place
+#define NEXT_SKIP(h, nf) (train ? take(arena, (nf)) : skip[top])
+    // training keeps the stage output itself as the skip
+#define PUSH(h)                                                                 \
     do {                                                                        \
         if (train) skip[top] = (h);                                             \
-        else memcpy(skip[top], (h), (nf) * sizeof(float));                      \
         top++;                                                                  \
     } while (0)
 
     // (N, Cin, F, S) -> (N, F, Cin, S) = (B, Cin, H, W), conv_in
+    int C = C0, top = 0;
     float *xin = train ? take(arena, (size_t)B * Cin * H * W) : pp[1];
     rl_permute4(xin, x, (int[]){ N, Cin, F, H * W }, (int[]){ 0, 2, 1, 3 });
-    float *h = train ? take(arena, (size_t)B * C0 * H * W) : pp[0], *o;
+    float *h = NEXT_SKIP(xin, (size_t)B * C0 * H * W), *o;
     rl_conv_fwd(&u->conv_in, arena, h, xin, B, H, W);
-    int C = C0, top = 0;
-    PUSH(h, (size_t)B * C * H * W);
+    PUSH(h);
 
     for (int i = 0; i < n; i++) {
         const rl_unet_block *b = &u->down[i];
@@ -331,34 +341,35 @@ static void forward(const rl_unet *u, rl_unet_acts *A, rl_arena *arena, float *o
         for (int j = 0; j < b->n_layers; j++) {
             C = b->resnets[j].OC;
             const size_t nf = (size_t)B * C * H * W;
-            o = NEXT(h, nf);
+            const int last = b->has_motion ? 2 : b->cross ? 1 : 0;   // the stage that is the skip
+            o = last == 0 ? NEXT_SKIP(h, nf) : NEXT(h, nf);
             rl_resnet_fwd(&b->resnets[j], ba ? &ba->res[j] : NULL, arena, o, h, temb, B, H, W);
             if (ba) ba->res_in[j] = h;
             h = o;
             if (b->cross) {
-                o = NEXT(h, nf);
+                o = last == 1 ? NEXT_SKIP(h, nf) : NEXT(h, nf);
                 rl_xformer_fwd(&b->attns[j], ba ? &ba->xf[j] : NULL, arena, o, h, emb, B, H, W,
                                L, ctx_rep);
                 if (ba) ba->xf_in[j] = h;
                 h = o;
             }
             if (b->has_motion) {
-                o = NEXT(h, nf);
+                o = NEXT_SKIP(h, nf);
                 rl_motion_fwd(&b->motions[j], ba ? &ba->mot[j] : NULL, arena, o, h, N, F, H, W);
                 if (ba) ba->mot_in[j] = h;
                 h = o;
             }
-            PUSH(h, nf);
+            PUSH(h);
         }
         if (b->has_sampler) {
             int Ho, Wo;
             rl_conv_out_hw(&b->down.conv, H, W, &Ho, &Wo);
-            o = NEXT(h, (size_t)B * C * Ho * Wo);
+            o = NEXT_SKIP(h, (size_t)B * C * Ho * Wo);
             rl_downsample_fwd(&b->down, arena, o, h, B, H, W);
             if (ba) ba->samp_in = h;
             h = o;
             H = Ho; W = Wo;
-            PUSH(h, (size_t)B * C * H * W);
+            PUSH(h);
         }
     }
 
@@ -442,6 +453,7 @@ static void forward(const rl_unet *u, rl_unet_acts *A, rl_arena *arena, float *o
     rl_conv_fwd(&u->conv_out, arena, y, act, B, H, W);
     rl_permute4(out, y, (int[]){ N, F, Cout, S }, (int[]){ 0, 2, 1, 3 });
 #undef NEXT
+#undef NEXT_SKIP
 #undef PUSH
 
     if (train) {
@@ -527,9 +539,10 @@ void rl_unet_bwd(const rl_unet *u, const rl_unet *g, int which, const rl_unet_ac
     const int H = A->up[n - 1].H, W = A->up[n - 1].W;          // the output resolution
     dims sk[RL_UNET_MAX_SKIPS];
     int ns;
-    const size_t mx = (size_t)B * walk(u, A->H, A->W, sk, &ns);
-    dstream d = { { take(arena, mx), take(arena, mx) }, NULL };
-    float *dcat = take(arena, mx);
+    size_t mo, mc;
+    walk(u, A->H, A->W, sk, &ns, &mo, &mc);
+    dstream d = { { take(arena, (size_t)B * mo), take(arena, (size_t)B * mo) }, NULL };
+    float *dcat = take(arena, (size_t)B * mc);
     float *dskip[RL_UNET_MAX_SKIPS];
     for (int i = 0; i < ns; i++) dskip[i] = zeros(arena, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
     // d(temb) is needed only for the time-embedding MLP, an image-layer weight
@@ -716,10 +729,13 @@ static void plan_forward(const rl_unet *u, rl_plan *p, int train, int N, int F, 
     rl_plan_floats(p, (size_t)B * Ct);
     dims sk[RL_UNET_MAX_SKIPS];
     int ns;
-    const size_t mx = (size_t)B * walk(u, H, W, sk, &ns);
+    size_t mo, mc;
+    walk(u, H, W, sk, &ns, &mo, &mc);
     if (!train) {
         for (int i = 0; i < ns; i++) rl_plan_floats(p, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
-        for (int i = 0; i < 3; i++) rl_plan_floats(p, mx);
+        rl_plan_floats(p, (size_t)B * mo);
+        rl_plan_floats(p, (size_t)B * mo);
+        rl_plan_floats(p, (size_t)B * mc);
     }
     KEEP((size_t)B * c->in_channels * H * W);                    // xin, conv_in out
     KEEP((size_t)B * C0 * H * W);
@@ -789,8 +805,11 @@ static void plan_backward(const rl_unet *u, rl_plan *p, int N, int F, int H0, in
     const size_t m0 = p->used;
     dims sk[RL_UNET_MAX_SKIPS];
     int ns;
-    const size_t mx = (size_t)B * walk(u, H0, W0, sk, &ns);
-    for (int i = 0; i < 3; i++) rl_plan_floats(p, mx);          // two streams, dcat
+    size_t mo, mc;
+    walk(u, H0, W0, sk, &ns, &mo, &mc);
+    rl_plan_floats(p, (size_t)B * mo);                           // two streams, dcat
+    rl_plan_floats(p, (size_t)B * mo);
+    rl_plan_floats(p, (size_t)B * mc);
     for (int i = 0; i < ns; i++) rl_plan_floats(p, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
     rl_plan_floats(p, (size_t)B * u->Ct);                        // dtemb
     rl_plan_floats(p, (size_t)B * c->out_channels * H0 * W0);   // dy

@@ -84,6 +84,10 @@ void rl_motion_fwd(const rl_motion *m, rl_motion_acts *a, rl_arena *arena, float
     if (!train) a = &local;
     RL_ASSERT(F <= m->max_seq);
 
+    // seq (N*S, F, I) = proj_in(norm(x)) as sequences (inference: the permuted and normed
+    // copies are released once seq exists)
+    a->seq = take(arena, (size_t)N * S * F * I);
+    rl_arena_mark mt = rl_arena_get_mark(arena);
     // (N, F, C, S) -> (N, C, F, S), GroupNorm over (C/G, F, S) per video
     a->xp = take(arena, n);
     rl_permute4(a->xp, x, (int[]){ N, F, C, S }, (int[]){ 0, 2, 1, 3 });
@@ -95,8 +99,8 @@ void rl_motion_fwd(const rl_motion *m, rl_motion_acts *a, rl_arena *arena, float
     // (N, C, F, S) -> (N, S, F, C): one sequence of F frames per (video, position)
     a->gs = take(arena, n);
     rl_permute4(a->gs, a->gn, (int[]){ N, C, F, S }, (int[]){ 0, 3, 2, 1 });
-    a->seq = take(arena, (size_t)N * S * F * I);
     rl_fc_fwd(&m->proj_in, a->seq, a->gs, N * S * F);
+    if (!train) rl_arena_reset(arena, mt);
 
     if (train) {
         a->h = rl_arena_bytes(arena, (size_t)m->n_blocks * sizeof *a->h);
@@ -164,12 +168,14 @@ void rl_motion_plan_fwd(const rl_motion *m, rl_plan *p, int train, int N, int F,
 {
     const size_t mk = p->used, n = (size_t)N * F * m->C * H * W;
     const size_t ni = (size_t)N * H * W * F * m->inner;
+    rl_plan_floats(p, ni);                                       // seq
+    const size_t mt = p->used;
     rl_plan_floats(p, n);                                        // xp, gn, mean, rstd, gs
     rl_plan_floats(p, n);
     rl_plan_floats(p, (size_t)N * m->norm.G);
     rl_plan_floats(p, (size_t)N * m->norm.G);
     rl_plan_floats(p, n);
-    rl_plan_floats(p, ni);                                       // seq
+    if (!train) p->used = mt;
     if (train) {
         rl_plan_bytes(p, (size_t)m->n_blocks * sizeof(float *));
         rl_plan_bytes(p, (size_t)m->n_blocks * sizeof(rl_tblock_acts));
