@@ -272,8 +272,8 @@ static rl_status reserve(rl_arena *arena, size_t bytes, const char *what, int N,
     rl_arena_reset(arena, m);
     arena->peak = peak;                  // a probe, not a use: peak keeps measuring the calls
     if (!p)
-        return rl_errf(err, RL_E_NOMEM, "unet: cannot allocate %zu MiB of %s activations for "
-                       "N=%d F=%d %dx%d latents", bytes >> 20, what, N, F, H, W);
+        return rl_errf(err, RL_E_NOMEM, "unet: cannot allocate %.1f MiB of %s activations for "
+                       "N=%d F=%d %dx%d latents", (double)bytes / 1048576.0, what, N, F, H, W);
     return RL_OK;
 }
 

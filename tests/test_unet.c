@@ -126,6 +126,20 @@ static void test_call(rl_test *t, const char *file)
                             &err) == RL_E_PARAM);
     printf("  message: %s\n", err.msg);
 
+    // an arena that cannot grow: RL_E_NOMEM from the reservation, before any kernel runs
+    rl_arena broken;
+    rl_arena_init(&broken, 0);
+    broken.failed = 1;                 // as after a failed malloc
+    memset(out2, 0, n * sizeof(float));
+    RL_CHECK(t, rl_unet_fwd(&m.u, &broken, out2, x, tv, (int)tn, emb, 1, L, D, N, F, H, W,
+                            &err) == RL_E_NOMEM);
+    rl_test_check(t, strstr(err.msg, "MiB") != NULL, "message: %s", err.msg);
+    RL_CHECK(t, out2[0] == 0.0f && out2[n - 1] == 0.0f);
+    rl_unet_acts *acts = rl_test_alloc(t, sizeof *acts);
+    RL_CHECK(t, rl_unet_fwd_train(&m.u, acts, &broken, out2, x, tv, (int)tn, emb, 1, L, D, N, F,
+                                  H, W, &err) == RL_E_NOMEM);
+    rl_arena_free(&broken);
+
     unet_run run = { &m.u, &arena, x, tv, emb, (int)tn, L, D, N, F, H, W };
     // Needs rl_gemm to be thread-count invariant: OpenBLAS sgemm with K = 360 (3x3 conv over
     // 40 channels, up block 0 of tiny_a) differs between 1 and 2 threads (reported to the lead).
