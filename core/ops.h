@@ -121,6 +121,11 @@ void rl_attn_fwd_chunked(float *out, float *scratch, const float *q, const float
  * Sizes choose the implementation: a loop nest parallel over (b, head) for short sequences
  * (temporal attention), BLAS on per-head slices for long ones; 1 when the latter is used. */
 int rl_attn_uses_gemm(int Tq, int Tk, int HS);
+/* Vector lanes of the direct path's tiles: 16 (AVX-512), 8 (AVX2) or 4, the widest the CPU
+ * runs unless a test forced fewer (rl_attn_force_lanes(4 or 8); 0 restores). Every width
+ * gives the same bits. Not thread-safe: call between kernels. */
+int  rl_attn_lanes(void);
+void rl_attn_force_lanes(int lanes);
 /* Plain serial reference of rl_attn_fwd (sums in double), for the tests. */
 void rl_attn_fwd_ref(float *out, float *att, const float *q, const float *k, const float *v,
                      int B, int NH, int Tq, int Tk, int HS, float scale, int causal);

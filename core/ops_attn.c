@@ -10,9 +10,13 @@
  *   dq_i += scale sum_j ds_ij k_j,  dk_j += scale sum_i ds_ij q_i,  dv_j += sum_i p_ij dout_i
  *
  * Two implementations of the same math, chosen by size:
- *  - direct: a loop nest parallel over (b, head) with collapse(2), one query row at a time.
- *    This is the motion module's regime: B = batch * H * W positions, T = F frames, so
- *    millions of tiny problems that a BLAS call per problem would drown in call overhead.
+ *  - direct: a loop nest parallel over (b, head) with collapse(2). This is the motion
+ *    module's regime: B = batch * H * W positions, T = F frames, so millions of tiny problems
+ *    that a BLAS call per problem would drown in call overhead. Blocks of 16 queries sit one
+ *    per vector lane: scores s^T (Tk, 16) = k q^T and p v in register tiles, the softmax
+ *    down the lanes (no cross-lane sums), compiled for AVX-512 / AVX2 / baseline and picked
+ *    at load time (RL_CLONES, ops_simd.h; every clone gives the same bits). Heads with
+ *    Tk > 256 or HS > 256 take a dot-product loop, one query row at a time.
  *  - gemm: long sequences (spatial self- and cross-attention, CLIP). Per (b, head), rl_gemm
  *    on the strided head slices (lda = NH*HS) for q k^T and p v, and a parallel pass over
  *    rows for the softmax. BLAS is never called inside our parallel regions; OpenBLAS splits
@@ -25,7 +29,7 @@
  * results are bitwise identical for any thread count. */
 
 // value-safe: lets gcc vectorise the exp loops (see ops_simd.h and ops_act.c)
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("no-trapping-math", "fp-contract=off")
 
 #include <math.h>
 #include <stddef.h>
@@ -57,129 +61,167 @@ static inline int visible_keys(int i, int Tk, int causal)
     return causal && i + 1 < Tk ? i + 1 : Tk;
 }
 
-// ---- one (b, head), one query row at a time (direct path) -------------------------------
+// ---- one (b, head) in register tiles (direct path) ------------------------------------------
 
-/* Register tiles of the direct path: MR query rows by NR columns held in registers while the
- * shared dimension is walked in order. */
-#define MR 4   // tile() spells out its 4 x 8 accumulators
-#define NR 8
-/* Stack buffers of the tiled direct path: k^T (HS, TKP) and the scores of one row block
- * (MR, TKP), TKP = Tk rounded up to NR. Larger heads use the dot-product loop instead. */
-#define KT_MAX_FLOATS 8192
-#define TKP_MAX 512
+/* The tiled direct path works on blocks of QL queries, one per vector lane (QL = 16, 8 or
+ * 4 by the ISA), and keeps per block q^T (HS, QL) and the scores s^T (Tk, QL) on the stack
+ * (Tk = F = 16 under AVX-512: one block of 16 x 16). Heads larger than HS_MAX or TK_MAX use
+ * the dot-product loop instead. */
+#define MR 4        // TILE_COLS spells out MR accumulators per column block
+#define HS_MAX 256
+#define TK_MAX 256
 
-/* 4 floats as one value: GCC/clang vector extension, one SSE register at the x86-64 baseline
- * (wider types would be lowered through memory there). Elementwise IEEE operations, so a tile
- * gives the same bits as scalar code. aligned(4): loads from any float address. */
-typedef float v4 __attribute__((vector_size(16), aligned(4)));
-#define LD4(p) (*(const v4 *)(p))
-#define ST4(p, x) (*(v4 *)(p) = (x))
+static int head_is_tiled(int Tk, int HS) { return HS <= HS_MAX && Tk <= TK_MAX; }
 
-/* c (mr, NR) = alpha * a (mr, K) @ b (K, NR), rows lda / ldb / ldc apart, mr = MR or 1, each
- * element summed over k in increasing order from 0 (exactly the naive loop's order, so tiling
- * never changes a bit). The accumulators are named so that they stay in registers. */
+/* One column block of W lanes (vector type VT, or float with W = 1) of tile_mm: MR (or 1)
+ * accumulators, k walked in increasing order, then one scaled store or add per row. */
+#define TILE_COLS(VT, W, LD, ST)                                                             \
+    for (; j + (W) <= N; j += (W)) {                                                        \
+        const float *bj = b + j;                                                            \
+        VT c0 = { 0 }, c1 = { 0 }, c2 = { 0 }, c3 = { 0 };                                  \
+        if (mr == MR) {                                                                     \
+            for (int k = 0; k < K; k++) {                                                   \
+                const VT bk = LD(bj + (size_t)k * ldb);                                     \
+                const float *ak = a + (size_t)k * aks;                                      \
+                c0 += ak[0] * bk;                                                           \
+                c1 += ak[ars] * bk;                                                         \
+                c2 += ak[2 * ars] * bk;                                                     \
+                c3 += ak[3 * ars] * bk;                                                     \
+            }                                                                               \
+        } else {                                                                            \
+            for (int k = 0; k < K; k++) c0 += a[(size_t)k * aks] * LD(bj + (size_t)k * ldb);\
+        }                                                                                   \
+        const VT cr[MR] = { c0, c1, c2, c3 };                                               \
+        for (int r = 0; r < mr; r++) {                                                      \
+            float *crj = c + (size_t)r * ldc + j;                                           \
+            ST(crj, acc ? LD(crj) + alpha * cr[r] : alpha * cr[r]);                         \
+        }                                                                                   \
+    }
+#define LD1(p) (*(p))
+#define ST1(p, x) (*(p) = (x))
+
+/* t (cols, ldt) = x^T for x (rows, cols) with rows ldx apart: t[c * ldt + r] = x[r * ldx + c].
+ * 4 x 4 blocks through vector shuffles, scalar edges (moves only: no rounding). */
 static inline __attribute__((always_inline)) void
-tile(float *restrict c, size_t ldc, const float *restrict a, size_t lda, const float *restrict b,
-     size_t ldb, int K, int mr, float alpha)
+transpose(float *restrict t, size_t ldt, const float *restrict x, size_t ldx, int rows, int cols)
 {
-    v4 c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 };
-    v4 c20 = { 0 }, c21 = { 0 }, c30 = { 0 }, c31 = { 0 };
-    if (mr == MR) {
-        for (int k = 0; k < K; k++) {
-            const float *bk = b + (size_t)k * ldb;
-            const v4 b0 = LD4(bk), b1 = LD4(bk + 4);
-            const float a0 = a[k], a1 = a[lda + k], a2 = a[2 * lda + k], a3 = a[3 * lda + k];
-            c00 += a0 * b0; c01 += a0 * b1;
-            c10 += a1 * b0; c11 += a1 * b1;
-            c20 += a2 * b0; c21 += a2 * b1;
-            c30 += a3 * b0; c31 += a3 * b1;
+    typedef int32_t v4i __attribute__((vector_size(16)));
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *x0 = x + (size_t)r * ldx;
+        int c = 0;
+        for (; c + 4 <= cols; c += 4) {
+            const rl_v4 a = RL_LD4(x0 + c), b = RL_LD4(x0 + ldx + c);
+            const rl_v4 e = RL_LD4(x0 + 2 * ldx + c), f = RL_LD4(x0 + 3 * ldx + c);
+            const rl_v4 ab0 = __builtin_shuffle(a, b, (v4i){ 0, 4, 1, 5 });   // a0 b0 a1 b1
+            const rl_v4 ab1 = __builtin_shuffle(a, b, (v4i){ 2, 6, 3, 7 });   // a2 b2 a3 b3
+            const rl_v4 ef0 = __builtin_shuffle(e, f, (v4i){ 0, 4, 1, 5 });
+            const rl_v4 ef1 = __builtin_shuffle(e, f, (v4i){ 2, 6, 3, 7 });
+            float *tc = t + (size_t)c * ldt + r;
+            RL_ST4(tc, __builtin_shuffle(ab0, ef0, (v4i){ 0, 1, 4, 5 }));
+            RL_ST4(tc + ldt, __builtin_shuffle(ab0, ef0, (v4i){ 2, 3, 6, 7 }));
+            RL_ST4(tc + 2 * ldt, __builtin_shuffle(ab1, ef1, (v4i){ 0, 1, 4, 5 }));
+            RL_ST4(tc + 3 * ldt, __builtin_shuffle(ab1, ef1, (v4i){ 2, 3, 6, 7 }));
         }
-        ST4(c + ldc, alpha * c10);     ST4(c + ldc + 4, alpha * c11);
-        ST4(c + 2 * ldc, alpha * c20); ST4(c + 2 * ldc + 4, alpha * c21);
-        ST4(c + 3 * ldc, alpha * c30); ST4(c + 3 * ldc + 4, alpha * c31);
-    } else {
-        for (int k = 0; k < K; k++) {
-            const float *bk = b + (size_t)k * ldb;
-            c00 += a[k] * LD4(bk);
-            c01 += a[k] * LD4(bk + 4);
-        }
+        for (; c < cols; c++)
+            for (int k = 0; k < 4; k++) t[(size_t)c * ldt + r + k] = x0[(size_t)k * ldx + c];
     }
-    ST4(c, alpha * c00); ST4(c + 4, alpha * c01);
+    for (; r < rows; r++)
+        for (int c = 0; c < cols; c++) t[(size_t)c * ldt + r] = x[(size_t)r * ldx + c];
 }
 
-/* The same for nc < NR columns (a tail), scalar. */
-static void tile_narrow(float *restrict c, size_t ldc, const float *restrict a, size_t lda,
-                        const float *restrict b, size_t ldb, int K, int mr, int nc)
+/* Prefetch of the next head's rows: x (T, HS), rows ld apart. The direct path streams
+ * B * NH tiny heads whose HS-float row pieces lie ld apart; the hardware prefetchers do not
+ * follow that, and one head computes in about a DRAM latency, so each head asks for the
+ * lines of the next one (measured at B 512, NH 8, T 16, HS 40: x1.7). Written buffers are
+ * prefetched for write. Prefetches past the end of an array do not fault. */
+static inline void prefetch_rows(const float *x, int T, int HS, size_t ld, int write)
 {
-    for (int r = 0; r < mr; r++) {
-        for (int x = 0; x < nc; x++) {
-            float acc = 0.0f;
-            for (int k = 0; k < K; k++) acc += a[(size_t)r * lda + k] * b[(size_t)k * ldb + x];
-            c[(size_t)r * ldc + x] = acc;
+    for (int r = 0; r < T; r++) {
+        const float *xr = x + (size_t)r * ld;
+        for (int d = 0; d < HS; d += 16) {
+            if (write) __builtin_prefetch(xr + d, 1);
+            else __builtin_prefetch(xr + d, 0);
         }
+        if (write) __builtin_prefetch(xr + HS - 1, 1);
+        else __builtin_prefetch(xr + HS - 1, 0);
     }
 }
 
-/* Scores and probabilities of query rows [i, i + mr) into sb (mr, TKP); masked and padding
- * entries end as exactly 0. Returns the number of keys the rows' products must cover. */
-static inline __attribute__((always_inline)) int
-tile_rows_softmax(float *sb, const float *q_i, const float *kt, int i, int mr, int Tk, int TKP,
-                  int HS, size_t ld, float scale, int causal)
+/* Offset in floats from head (b, h)'s slice of a (B, T, NH*HS) tensor to the next head's. */
+static inline size_t next_head(int h, int NH, int T, int HS)
 {
-    // s = scale q k^T over every (padded) key; kt's padding columns are 0
-    for (int j0 = 0; j0 < TKP; j0 += NR)
-        tile(sb + j0, TKP, q_i, ld, kt + j0, TKP, HS, mr, scale);
-    for (int r = 0; r < mr; r++) {
-        float *p = sb + (size_t)r * TKP;
-        const int jn = visible_keys(i + r, Tk, causal);
-        const float inv = 1.0f / rl_softmax_exp_row(p, p, jn);
-        for (int j = 0; j < jn; j++) p[j] *= inv;
-        for (int j = jn; j < TKP; j++) p[j] = 0.0f;
-    }
-    return visible_keys(i + mr - 1, Tk, causal);
+    return h + 1 < NH ? (size_t)HS : (size_t)T * NH * HS - (size_t)(NH - 1) * HS;
 }
 
-/* out rows [i, i + mr) (ld apart) = p (mr, jn; rows TKP apart) @ v (jn, HS). */
-static inline __attribute__((always_inline)) void
-tile_rows_pv(float *out_i, const float *sb, const float *v_h, int mr, int jn, int HS, int TKP,
-             size_t ld)
+/* The tiled kernels at each width (ops_attn_tiles.h), and the widest the CPU runs. */
+#define QL 16
+#define FN(name) name##_w16
+#define TARGET RL_TARGET_AVX512
+#include "core/ops_attn_tiles.h"
+#undef QL
+#undef FN
+#undef TARGET
+#define QL 8
+#define FN(name) name##_w8
+#define TARGET RL_TARGET_AVX2
+#include "core/ops_attn_tiles.h"
+#undef QL
+#undef FN
+#undef TARGET
+#define QL 4
+#define FN(name) name##_w4
+#define TARGET
+#include "core/ops_attn_tiles.h"
+#undef QL
+#undef FN
+#undef TARGET
+
+typedef void head_fwd_fn(float *out_h, float *att_h, const float *q_h, const float *k_h,
+                         const float *v_h, int Tq, int Tk, int HS, size_t ld, float scale,
+                         int causal, int keep, size_t nq, size_t nk);
+typedef void head_bwd_fn(float *dq_h, float *dk_h, float *dv_h, float *ds_h,
+                         const float *dout_h, const float *p_h, const float *q_h, const float *k_h, const float *v_h,
+                         int Tq, int Tk, int HS, size_t ld, float scale, int causal, size_t nq,
+                         size_t nk);
+
+static int forced_lanes;   // rl_attn_force_lanes (tests); 0: the CPU's widest
+
+void rl_attn_force_lanes(int lanes) { forced_lanes = lanes; }
+
+int rl_attn_lanes(void)
 {
-    int d0 = 0;
-    for (; d0 + NR <= HS; d0 += NR) tile(out_i + d0, ld, sb, TKP, v_h + d0, ld, jn, mr, 1.0f);
-    if (d0 < HS) tile_narrow(out_i + d0, ld, sb, TKP, v_h + d0, ld, jn, mr, HS - d0);
+    int best = 4;
+#if RL_HAVE_CPU_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) best = 16;
+    else if (__builtin_cpu_supports("avx2")) best = 8;
+#endif
+    return forced_lanes > 0 && forced_lanes < best ? forced_lanes : best;
+}
+
+static head_fwd_fn *pick_fwd(void)
+{
+    const int w = rl_attn_lanes();
+    return w == 16 ? attn_head_tiled_w16 : w == 8 ? attn_head_tiled_w8 : attn_head_tiled_w4;
+}
+
+static head_bwd_fn *pick_bwd(void)
+{
+    const int w = rl_attn_lanes();
+    return w == 16 ? attn_head_bwd_tiled_w16 : w == 8 ? attn_head_bwd_tiled_w8
+                                                      : attn_head_bwd_tiled_w4;
 }
 
 /* For one (b, head): q_h (Tq, HS), k_h, v_h (Tk, HS), out_h (Tq, HS), all rows ld apart.
  * att_h (Tq, Tk): if keep, it receives the probabilities (masked entries 0); otherwise it is
  * per-thread scratch of Tk floats. */
-static void attn_head_direct(float *out_h, float *att_h, const float *q_h, const float *k_h,
-                             const float *v_h, int Tq, int Tk, int HS, size_t ld, float scale,
-                             int causal, int keep)
+static void attn_head_direct(head_fwd_fn *tiled, float *out_h, float *att_h, const float *q_h,
+                             const float *k_h, const float *v_h, int Tq, int Tk, int HS,
+                             size_t ld, float scale, int causal, int keep, size_t nq, size_t nk)
 {
-    const int TKP = (Tk + NR - 1) / NR * NR;
-    if ((size_t)HS * TKP <= KT_MAX_FLOATS && TKP <= TKP_MAX) {
-        // tiled: k^T (HS, TKP) on the stack, zero-padded, so the scores of MR queries are
-        // register tiles over d (the temporal regime: Tk = F = 16, HS = 8..40)
-        float kt[KT_MAX_FLOATS], sb[MR * TKP_MAX];
-        for (int d = 0; d < HS; d++) {
-            for (int j = 0; j < Tk; j++) kt[(size_t)d * TKP + j] = k_h[(size_t)j * ld + d];
-            for (int j = Tk; j < TKP; j++) kt[(size_t)d * TKP + j] = 0.0f;
-        }
-        int i = 0;
-        for (; i + MR <= Tq; i += MR) {
-            const int jn = tile_rows_softmax(sb, q_h + (size_t)i * ld, kt, i, MR, Tk, TKP, HS,
-                                             ld, scale, causal);
-            tile_rows_pv(out_h + (size_t)i * ld, sb, v_h, MR, jn, HS, TKP, ld);
-            if (keep)
-                for (int r = 0; r < MR; r++)
-                    memcpy(att_h + (size_t)(i + r) * Tk, sb + (size_t)r * TKP, Tk * sizeof(float));
-        }
-        for (; i < Tq; i++) {
-            const int jn = tile_rows_softmax(sb, q_h + (size_t)i * ld, kt, i, 1, Tk, TKP, HS,
-                                             ld, scale, causal);
-            tile_rows_pv(out_h + (size_t)i * ld, sb, v_h, 1, jn, HS, TKP, ld);
-            if (keep) memcpy(att_h + (size_t)i * Tk, sb, Tk * sizeof(float));
-        }
+    if (head_is_tiled(Tk, HS)) {
+        tiled(out_h, att_h, q_h, k_h, v_h, Tq, Tk, HS, ld, scale, causal, keep, nq, nk);
         return;
     }
 
@@ -206,18 +248,9 @@ static void attn_head_direct(float *out_h, float *att_h, const float *q_h, const
     }
 }
 
-/* The softmax of long score rows is the one loop the gemm path runs outside BLAS; these are
- * compiled for AVX-512 and AVX2 too and picked at load time (ifunc). The same elementwise IEEE
- * operations in the same order at every width (no FMA contraction under -std=c11), so each
- * clone gives the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDE_CLONES
-#endif
-
-/* s (Tk): softmax of the first jn entries in place, the rest set to 0. */
-WIDE_CLONES static void softmax_row_masked(float *s, int jn, int Tk)
+/* The softmax of long score rows is the one loop the gemm path runs outside BLAS; it is
+ * multi-versioned like the tiles (RL_CLONES, ops_simd.h). */
+RL_CLONES static void softmax_row_masked(float *s, int jn, int Tk)
 {
     const float inv = 1.0f / rl_softmax_exp_row(s, s, jn);
     for (int j = 0; j < jn; j++) s[j] *= inv;
@@ -257,15 +290,17 @@ void rl_attn_fwd(float *out, float *att, const float *q, const float *k, const f
     const size_t ld = (size_t)NH * HS;
     const size_t work = (size_t)B * NH * Tq * Tk * HS;   // multiply-adds of q k^T
     if (!rl_attn_uses_gemm(Tq, Tk, HS)) {
+        head_fwd_fn *tiled = pick_fwd();
         #pragma omp parallel for collapse(2) schedule(static) if (work > PAR_MIN_WORK)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
-                attn_head_direct(out + (size_t)b * Tq * ld + (size_t)h * HS,
+                attn_head_direct(tiled, out + (size_t)b * Tq * ld + (size_t)h * HS,
                                  att + ((size_t)b * NH + h) * Tq * Tk,
                                  q + (size_t)b * Tq * ld + (size_t)h * HS,
                                  k + (size_t)b * Tk * ld + (size_t)h * HS,
                                  v + (size_t)b * Tk * ld + (size_t)h * HS,
-                                 Tq, Tk, HS, ld, scale, causal, 1);
+                                 Tq, Tk, HS, ld, scale, causal, 1, next_head(h, NH, Tq, HS),
+                                 next_head(h, NH, Tk, HS));
             }
         }
         return;
@@ -305,15 +340,17 @@ void rl_attn_fwd_chunked(float *out, float *scratch, const float *q, const float
     if (chunk < 1) chunk = 1;
     if (!rl_attn_uses_gemm(Tq, Tk, HS)) {
         // each thread forms one query's scores at a time in its own Tk floats
+        head_fwd_fn *tiled = pick_fwd();
         #pragma omp parallel for collapse(2) schedule(static) if (work > PAR_MIN_WORK)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
                 float *p = scratch + (size_t)rl_par_thread_id() * Tk;   // (Tk)
-                attn_head_direct(out + (size_t)b * Tq * ld + (size_t)h * HS, p,
+                attn_head_direct(tiled, out + (size_t)b * Tq * ld + (size_t)h * HS, p,
                                  q + (size_t)b * Tq * ld + (size_t)h * HS,
                                  k + (size_t)b * Tk * ld + (size_t)h * HS,
                                  v + (size_t)b * Tk * ld + (size_t)h * HS,
-                                 Tq, Tk, HS, ld, scale, causal, 0);
+                                 Tq, Tk, HS, ld, scale, causal, 0, next_head(h, NH, Tq, HS),
+                                 next_head(h, NH, Tk, HS));
             }
         }
         return;
@@ -439,12 +476,20 @@ void rl_attn_bwd(float *dq, float *dk, float *dv, float *scratch, const float *d
     const size_t ld = (size_t)NH * HS;
     const size_t work = (size_t)B * NH * Tq * Tk * HS;   // multiply-adds of q k^T
     if (!rl_attn_uses_gemm(Tq, Tk, HS)) {
+        head_bwd_fn *tiled = pick_bwd();
         // each (b, head) owns its slices of dq, dk, dv: disjoint writes
         #pragma omp parallel for collapse(2) schedule(static) if (work > PAR_MIN_WORK)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
                 const size_t oq = (size_t)b * Tq * ld + (size_t)h * HS;
                 const size_t ok = (size_t)b * Tk * ld + (size_t)h * HS;
+                if (head_is_tiled(Tk, HS)) {
+                    tiled(dq ? dq + oq : NULL, dk ? dk + ok : NULL, dv ? dv + ok : NULL,
+                          scratch + (size_t)rl_par_thread_id() * Tq * Tk, dout + oq, att + ((size_t)b * NH + h) * Tq * Tk, q + oq, k + ok, v + ok,
+                          Tq, Tk, HS, ld, scale, causal, next_head(h, NH, Tq, HS),
+                          next_head(h, NH, Tk, HS));
+                    continue;
+                }
                 attn_head_bwd_direct(dq ? dq + oq : NULL, dk ? dk + ok : NULL,
                                      dv ? dv + ok : NULL,
                                      scratch + (size_t)rl_par_thread_id() * Tq * Tk,

@@ -83,4 +83,90 @@ static inline float rl_softmax_exp_row(float *p, const float *s, int n)
     return rl_sum_f32(p, n);
 }
 
+// ---- function multi-versioning and fixed-width vectors ----------------------------------
+
+/* RL_CLONES on a hot function compiles it for AVX-512, AVX2+FMA and the baseline ISA and
+ * picks one at load time (ifunc), so the default portable build runs wide code where the
+ * CPU has it. Every clone gives the same bits: the kernels use only elementwise IEEE
+ * operations written out in the source (mul then add, never fmaf; -std=c11 keeps gcc from
+ * contracting them, and the files say fp-contract=off too) and sums in an order fixed by
+ * the source, never by the vector width. OpenMP regions are outlined before cloning, so the
+ * clones go on the per-tile or per-block functions that the parallel loops call.
+ * -DRL_NO_CLONES compiles one version for whatever -m flags are given (tools/check_clones.sh
+ * builds each ISA that way and compares the bits). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(RL_NO_CLONES)
+#define RL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RL_CLONES
+#endif
+
+/* For kernels written once per vector width (ops_attn_tiles.h) and picked by hand from
+ * __builtin_cpu_supports: the ISA of each width. (FMA is left out on purpose: no kernel
+ * uses it, and "avx2,fma" in target_clones would make two clones, not one.) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(RL_NO_CLONES)
+#define RL_HAVE_CPU_DISPATCH 1
+#define RL_TARGET_AVX512 __attribute__((target("avx512f")))
+#define RL_TARGET_AVX2 __attribute__((target("avx2")))
+#else
+#define RL_HAVE_CPU_DISPATCH 0
+#define RL_TARGET_AVX512
+#define RL_TARGET_AVX2
+#endif
+
+/* Vectors here never cross a non-inlined call boundary in a way other code sees (all helpers
+ * are static inline), so gcc's note that 64-byte vector arguments change the ABI without
+ * AVX-512 does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+/* 16, 8 and 4 floats as one value (GCC/clang vector extensions), with int lanes of the same
+ * width for masks: one zmm, ymm or xmm register where the ISA has it. aligned(4): loads from
+ * any float address. A kernel meant for every ISA is written once per width (see
+ * ops_attn_tiles.h): gcc lowers a vector wider than the ISA's registers through memory. */
+typedef float rl_v16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t rl_v16i __attribute__((vector_size(64), aligned(4)));
+typedef float rl_v8 __attribute__((vector_size(32), aligned(4)));
+typedef int32_t rl_v8i __attribute__((vector_size(32), aligned(4)));
+typedef float rl_v4 __attribute__((vector_size(16), aligned(4)));
+typedef int32_t rl_v4i __attribute__((vector_size(16), aligned(4)));
+#define RL_LD16(p) (*(const rl_v16 *)(const void *)(p))
+#define RL_ST16(p, x) (*(rl_v16 *)(void *)(p) = (x))
+#define RL_LD8(p) (*(const rl_v8 *)(const void *)(p))
+#define RL_ST8(p, x) (*(rl_v8 *)(void *)(p) = (x))
+#define RL_LD4(p) (*(const rl_v4 *)(const void *)(p))
+#define RL_ST4(p, x) (*(rl_v4 *)(void *)(p) = (x))
+
+/* m ? a : b per lane for float vectors of type VT with int lanes VTI, m from a vector
+ * compare (all ones or zero). */
+#define RL_SEL(VT, VTI, m, a, b) ((VT)(((VTI)(a) & (m)) | ((VTI)(b) & ~(m))))
+#define RL_SEL16(m, a, b) RL_SEL(rl_v16, rl_v16i, m, a, b)
+
+/* rl_expf_vN(px): *px = rl_expf_fast of each lane, the same operations in the same order, so
+ * each lane gets the bits rl_expf_fast gives for it. (Vectors go by pointer: gcc notes an
+ * ABI change for 64-byte vector parameters without AVX-512, even for inlined functions.) */
+#define RL_DEFINE_EXPF(N)                                                                   \
+    static inline __attribute__((always_inline)) void rl_expf_v##N(rl_v##N *px)             \
+    {                                                                                       \
+        const rl_v##N x = *px, zero = { 0 };                                                \
+        const rl_v##N lo = zero - 87.3f, hi = zero + 88.0f, shifter = zero + 12582912.0f;   \
+        rl_v##N xc = RL_SEL(rl_v##N, rl_v##N##i, x > lo, x, lo);   /* NaN takes lo */      \
+        xc = RL_SEL(rl_v##N, rl_v##N##i, xc > hi, hi, xc);                                  \
+        const rl_v##N n = (xc * 1.44269504088896341f + shifter) - shifter;                  \
+        rl_v##N r = xc - n * 0.693359375f;                                                  \
+        r = r + n * 2.12194440e-4f;                                                         \
+        rl_v##N p = zero + 1.9875691500e-4f;                                                \
+        p = p * r + 1.3981999507e-3f;                                                       \
+        p = p * r + 8.3334519073e-3f;                                                       \
+        p = p * r + 4.1665795894e-2f;                                                       \
+        p = p * r + 1.6666665459e-1f;                                                       \
+        p = p * r + 5.0000001201e-1f;                                                       \
+        p = p * r * r + r + 1.0f;                                                           \
+        const rl_v##N##i bits = (__builtin_convertvector(n, rl_v##N##i) + 127) << 23;       \
+        rl_v##N y = p * (rl_v##N)bits;                                                      \
+        y = RL_SEL(rl_v##N, rl_v##N##i, x < lo, zero, y);                                   \
+        *px = RL_SEL(rl_v##N, rl_v##N##i, x != x, x, y);                                    \
+    }
+RL_DEFINE_EXPF(16)
+RL_DEFINE_EXPF(8)
+RL_DEFINE_EXPF(4)
+
 #endif

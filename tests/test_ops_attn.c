@@ -221,6 +221,54 @@ static void test_shape(rl_test *t, const char *arg)
     check_case(t, &a, NULL, NULL, NULL, NULL, NULL);
 }
 
+// ---- vector widths of the direct path: every width the CPU runs gives the same bits --------
+
+static void test_widths(rl_test *t, const char *arg)
+{
+    attn_case a = { 0 };
+    if (sscanf(arg, "%d %d %d %d %d %d", &a.B, &a.NH, &a.Tq, &a.Tk, &a.HS, &a.causal) != 6) {
+        rl_test_fail(t, "bad case '%s'", arg);
+        return;
+    }
+    a.scale = 1.0f / sqrtf((float)a.HS);
+    float *q = rl_test_floats(t, nq(&a)), *k = rl_test_floats(t, nk(&a));
+    float *v = rl_test_floats(t, nk(&a)), *dout = rl_test_floats(t, nq(&a));
+    rl_test_randu(q, nq(&a), 21);
+    rl_test_randu(k, nk(&a), 22);
+    rl_test_randu(v, nk(&a), 23);
+    rl_test_randu(dout, nq(&a), 24);
+    for (size_t i = 0; i < nq(&a); i++) q[i] *= 3.0f;
+    a.q = q; a.k = k; a.v = v; a.dout = dout;
+    RL_CHECK(t, !rl_attn_uses_gemm(a.Tq, a.Tk, a.HS));
+
+    // [out | att | chunked out | dq | dk | dv] at the CPU's widest, then at each narrower one
+    const size_t n = 2 * nq(&a) + natt(&a) + nq(&a) + 2 * nk(&a);
+    const int widest = rl_attn_lanes();
+    printf("  (widest: %d lanes)\n", widest);
+    float *want = NULL;
+    for (int lanes = widest; lanes >= 4; lanes /= 2) {
+        rl_attn_force_lanes(lanes);
+        RL_CHECK(t, rl_attn_lanes() == lanes);
+        float *res = rl_test_floats(t, n);
+        run_fwd(&a, res);
+        run_chunked(&a, res + nq(&a) + natt(&a));
+        run_bwd(&a, res + 2 * nq(&a) + natt(&a));
+        if (!want) {
+            want = res;
+            // the widest against the plain reference, so the comparison is not vacuous
+            float *ro = rl_test_floats(t, nq(&a)), *ra = rl_test_floats(t, natt(&a));
+            rl_attn_fwd_ref(ro, ra, a.q, a.k, a.v, a.B, a.NH, a.Tq, a.Tk, a.HS, a.scale,
+                            a.causal);
+            rl_check_close(t, "out (widest)", res, ro, nq(&a), 1e-5, 1e-4);
+            continue;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "%d lanes vs %d", lanes, widest);
+        rl_check_bitwise(t, name, res, want, n);
+    }
+    rl_attn_force_lanes(0);
+}
+
 int main(int argc, char **argv)
 {
     return rl_test_run(argc, argv, (rl_test_case[]){
@@ -233,8 +281,14 @@ int main(int argc, char **argv)
         { "attn/direct_tiled_temporal", test_shape, "9 3 16 16 40 0" },
         { "attn/direct_tiled_rowtail_causal", test_shape, "3 4 15 15 13 1" },
         { "attn/direct_tiled_cross", test_shape, "2 3 9 5 8 0" },
+        // several 16-query blocks (tails of 5 and 4 rows) and Tk up to 256 in the tiles
+        { "attn/direct_tiled_blocks_causal", test_shape, "2 3 37 9 24 1" },
+        { "attn/direct_tiled_blocks_cross", test_shape, "3 2 20 200 23 0" },
         { "attn/direct_dot_longkeys", test_shape, "2 2 3 300 40 0" },
         { "attn/direct_dot_longkeys_causal", test_shape, "1 2 5 290 40 1" },
+        { "attn/widths_temporal", test_widths, "5 3 16 16 40 0" },
+        { "attn/widths_blocks_causal", test_widths, "2 3 37 9 13 1" },
+        { "attn/widths_cross", test_widths, "2 2 20 150 24 0" },
         { "attn/gemm_self_causal", test_shape, "2 2 70 70 32 1" },
         { "attn/gemm_cross", test_shape, "1 3 77 41 72 0" },
         // past the parallel thresholds of the row passes (Tq * Tk > 32768)
