@@ -131,6 +131,7 @@ void rl_motion_bwd(const rl_motion *m, const rl_motion *g, const rl_motion_acts 
 {
     const int C = m->C, I = m->inner, S = H * W, G = m->norm.G;
     const size_t n = (size_t)N * F * C * S, ni = (size_t)N * S * F * I;
+    (void)x;                                   // the forward kept its permuted copy (a->xp)
     rl_arena_mark mk = rl_arena_get_mark(arena);
     if (dx) rl_add_inplace(dx, dout, n);
 
