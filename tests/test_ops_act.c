@@ -231,6 +231,36 @@ static void test_softmax(rl_test *t, const char *fixture)
     rl_fixture_close(&fx);
 }
 
+// ---- gelu's erf over a dense sweep, against double --------------------------------------------
+
+static void test_gelu_sweep(rl_test *t, const char *arg)
+{
+    (void)arg;
+    // x in [-12, 12] every 2^-9 (12289 values: the erf seam at |x / sqrt2| = 1.25, its
+    // saturation at 4 and both tails), plus NaN and infinities
+    const int n = 12289 + 3;
+    float *x = rl_test_floats(t, n), *out = rl_test_floats(t, n), *want = rl_test_floats(t, n);
+    float *dx = rl_test_floats(t, n), *dwant = rl_test_floats(t, n), *ones = rl_test_floats(t, n);
+    for (int i = 0; i < n - 3; i++) x[i] = -12.0f + (float)i / 512.0f;
+    x[n - 3] = NAN; x[n - 2] = INFINITY; x[n - 1] = -INFINITY;
+    for (int i = 0; i < n - 3; i++) {
+        const double v = x[i], cdf = 0.5 * erfc(-v / sqrt(2.0));
+        want[i] = (float)(v * cdf);
+        dwant[i] = (float)(cdf + v * exp(-0.5 * v * v) / sqrt(2.0 * M_PI));
+        ones[i] = 1.0f;
+    }
+    rl_gelu_fwd(out, x, (size_t)n);
+    rl_gelu_bwd(dx, ones, x, (size_t)n);
+    // erf within 2 ulp (ops_act.c), then 0.5 x (1 + erf) in float: 1 + erf cancels for
+    // x << 0, where the absolute error is ~|x| 2^-24 (as torch's own float gelu)
+    rl_check_close(t, "gelu sweep", out, want, (size_t)n - 3, 1e-6, 4e-7);
+    rl_check_close(t, "gelu' sweep", dx, dwant, (size_t)n - 3, 1e-6, 1e-6);
+    RL_CHECK(t, isnan(out[n - 3]) && out[n - 2] == INFINITY && isnan(out[n - 1]));
+    // exact limits: gelu(x) = x for x >= 5.66 (erf(4) rounds to 1), 0 derivative far left
+    RL_CHECK(t, out[n - 4] == 12.0f && dx[n - 4] == 1.0f);
+    RL_CHECK(t, dx[0] == 0.0f || fabsf(dx[0]) < 1e-30f);
+}
+
 int main(int argc, char **argv)
 {
     return rl_test_run(argc, argv, (rl_test_case[]){
@@ -239,6 +269,7 @@ int main(int argc, char **argv)
         { "gelu_tanh/n1031", test_elementwise, "2" },
         { "quickgelu/n1031", test_elementwise, "3" },
         { "act/extremes", test_extremes, NULL },
+        { "gelu/sweep", test_gelu_sweep, NULL },
         { "geglu/t7c13", test_geglu, "ops/act_geglu_t7c13.safetensors" },
         { "geglu/t5c40", test_geglu, "ops/act_geglu_t5c40.safetensors" },
         { "softmax/r7c13", test_softmax, "ops/act_softmax_r7c13.safetensors" },
