@@ -8,14 +8,93 @@
  *   dx   += rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
  *   dw   += sum dout * xhat,   db += sum dout   (over every element that used w[c])
  *
- * Sums are taken in double, in a fixed order inside one thread; each thread owns whole
+ * Sums are taken in double, in a fixed order inside one thread (8 interleaved partial sums
+ * that gcc vectorises; the loops are compiled per ISA, RL_CLONES); each thread owns whole
  * normalisation sets (for x, dx) or whole channels (for dw, db), so results are bitwise
  * identical for any thread count. NaN in a set propagates to that whole set (as in torch);
  * -0 inputs behave as +0. w and b may be NULL (elementwise_affine=False: w = 1, b = 0). */
+// sums in double below are written out in a fixed order; nothing here may be contracted
+#pragma GCC optimize("fp-contract=off")
+
 #include <math.h>
 #include <stddef.h>
 
 #include "core/ops.h"
+#include "core/ops_simd.h"
+
+// ---- vectorised helpers (compiled per ISA, RL_CLONES: same bits from every clone) ---------
+
+/* The sums of a set: 8 interleaved double partial sums (lane l takes elements l, l + 8, ...),
+ * combined as ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)). The order depends on n
+ * only, so gcc vectorises the lanes at any width without changing a bit. */
+#define SUM8(acc) (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])))
+
+/* sum x (n) */
+RL_CLONES static double sum_f64(const float *x, size_t n)
+{
+    double acc[8] = { 0 };
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += x[i + l];
+    for (int l = 0; i < n; i++, l++) acc[l] += x[i];
+    return SUM8(acc);
+}
+
+/* sum (x - m)^2 over x (n) */
+RL_CLONES static double sumsq_f64(const float *x, size_t n, double m)
+{
+    double acc[8] = { 0 };
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) { const double d = x[i + l] - m; acc[l] += d * d; }
+    for (int l = 0; i < n; i++, l++) { const double d = x[i] - m; acc[l] += d * d; }
+    return SUM8(acc);
+}
+
+/* *a = sum g (w), *ax = sum g w xhat, xhat = (x - m) s in float, g (n), x (n); w (n) may be
+ * NULL (1). */
+RL_CLONES static void sums_bwd_f64(double *a, double *ax, const float *g, const float *x,
+                                   const float *w, size_t n, float m, float s)
+{
+    double acc[8] = { 0 }, accx[8] = { 0 };
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int l = 0; l < 8; l++) {
+            const double dh = (double)g[i + l] * (w ? w[i + l] : 1.0f);
+            acc[l] += dh;
+            accx[l] += dh * ((x[i + l] - m) * s);
+        }
+    }
+    for (int l = 0; i < n; i++, l++) {
+        const double dh = (double)g[i] * (w ? w[i] : 1.0f);
+        acc[l] += dh;
+        accx[l] += dh * ((x[i] - m) * s);
+    }
+    *a = SUM8(acc);
+    *ax = SUM8(accx);
+}
+
+/* o (n) = (x - m) s w + b, w and b (n) per element (NULL: 1, 0) or, when wv/bv, scalars. */
+RL_CLONES static void affine(float *restrict o, const float *restrict x, size_t n, float m,
+                             float s, const float *w, const float *b, float wv, float bv)
+{
+    if (w || b) {
+        for (size_t i = 0; i < n; i++) o[i] = (x[i] - m) * s * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+    } else {
+        for (size_t i = 0; i < n; i++) o[i] = (x[i] - m) * s * wv + bv;
+    }
+}
+
+/* dx (n) += s (g w - md - xhat mdx), xhat = (x - m) s; w per element (NULL: the scalar wv). */
+RL_CLONES static void dx_update(float *restrict dx, const float *restrict g,
+                                const float *restrict x, const float *w, float wv, size_t n,
+                                float m, float s, float md, float mdx)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float xhat = (x[i] - m) * s;
+        dx[i] += s * (g[i] * (w ? w[i] : wv) - md - xhat * mdx);
+    }
+}
 
 // ---- group norm: forward ------------------------------------------------------------
 
@@ -36,19 +115,15 @@ void rl_groupnorm_fwd(float *restrict out, float *restrict mean, float *restrict
 
             // two passes in double: mean, then variance of shifted values (torch uses
             // the biased variance here)
-            double m = 0.0, v = 0.0;
-            for (size_t i = 0; i < ng; i++) m += xg[i];
-            m /= (double)ng;
-            for (size_t i = 0; i < ng; i++) { double d = xg[i] - m; v += d * d; }
-            v /= (double)ng;
+            const double m = sum_f64(xg, ng) / (double)ng;
+            const double v = sumsq_f64(xg, ng, m) / (double)ng;
             const float s = (float)(1.0 / sqrt(v + eps));
 
+            // out = (x - mean) rstd w + b, per channel
             for (int c = 0; c < Cg; c++) {
                 const float wc = w ? w[g * Cg + c] : 1.0f, bc = b ? b[g * Cg + c] : 0.0f;
-                const float *xc = xg + (size_t)c * S;
-                float *oc = og + (size_t)c * S;
-                for (int i = 0; i < S; i++)
-                    oc[i] = (xc[i] - (float)m) * s * wc + bc;
+                affine(og + (size_t)c * S, xg + (size_t)c * S, (size_t)S, (float)m, s, NULL,
+                       NULL, wc, bc);
             }
             mean[(size_t)n * G + g] = (float)m;
             rstd[(size_t)n * G + g] = s;
@@ -80,12 +155,9 @@ void rl_groupnorm_bwd(float *restrict dx, float *restrict dw, float *restrict db
                 double sd = 0.0, sdx = 0.0;
                 for (int c = 0; c < Cg; c++) {
                     const double wc = w ? w[g * Cg + c] : 1.0;
-                    const float *xc = xg + (size_t)c * S, *dc = dg + (size_t)c * S;
-                    double a = 0.0, ax = 0.0;
-                    for (int i = 0; i < S; i++) {
-                        a += dc[i];
-                        ax += (double)dc[i] * ((xc[i] - m) * s);
-                    }
+                    double a, ax;
+                    sums_bwd_f64(&a, &ax, dg + (size_t)c * S, xg + (size_t)c * S, NULL,
+                                 (size_t)S, m, s);
                     sd += a * wc;
                     sdx += ax * wc;
                 }
@@ -94,12 +166,8 @@ void rl_groupnorm_bwd(float *restrict dx, float *restrict dw, float *restrict db
                 // dx += rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
                 for (int c = 0; c < Cg; c++) {
                     const float wc = w ? w[g * Cg + c] : 1.0f;
-                    const float *xc = xg + (size_t)c * S, *dc = dg + (size_t)c * S;
-                    float *dxc = dxg + (size_t)c * S;
-                    for (int i = 0; i < S; i++) {
-                        const float xhat = (xc[i] - m) * s;
-                        dxc[i] += s * (dc[i] * wc - md - xhat * mdx);
-                    }
+                    dx_update(dxg + (size_t)c * S, dg + (size_t)c * S, xg + (size_t)c * S, NULL,
+                              wc, (size_t)S, m, s, md, mdx);
                 }
             }
         }
@@ -113,11 +181,11 @@ void rl_groupnorm_bwd(float *restrict dx, float *restrict dw, float *restrict db
             double aw = 0.0, ab = 0.0;
             for (int n = 0; n < N; n++) {
                 const size_t off = ((size_t)n * C + c) * S;
-                const float m = mean[(size_t)n * G + g], s = rstd[(size_t)n * G + g];
-                for (int i = 0; i < S; i++) {
-                    ab += dout[off + i];
-                    aw += (double)dout[off + i] * ((x[off + i] - m) * s);
-                }
+                double a, ax;
+                sums_bwd_f64(&a, &ax, dout + off, x + off, NULL, (size_t)S,
+                             mean[(size_t)n * G + g], rstd[(size_t)n * G + g]);
+                ab += a;
+                aw += ax;
             }
             if (dw) dw[c] += (float)aw;
             if (db) db[c] += (float)ab;
@@ -138,15 +206,11 @@ void rl_layernorm_fwd(float *restrict out, float *restrict mean, float *restrict
         float *ot = out + (size_t)t * C;       // (C)
 
         // two passes in double, biased variance (torch.nn.LayerNorm)
-        double m = 0.0, v = 0.0;
-        for (int i = 0; i < C; i++) m += xt[i];
-        m /= C;
-        for (int i = 0; i < C; i++) { double d = xt[i] - m; v += d * d; }
-        v /= C;
+        const double m = sum_f64(xt, (size_t)C) / C;
+        const double v = sumsq_f64(xt, (size_t)C, m) / C;
         const float s = (float)(1.0 / sqrt(v + eps));
 
-        for (int i = 0; i < C; i++)
-            ot[i] = (xt[i] - (float)m) * s * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+        affine(ot, xt, (size_t)C, (float)m, s, w, b, 1.0f, 0.0f);
         mean[t] = (float)m;
         rstd[t] = s;
     }
@@ -170,19 +234,12 @@ void rl_layernorm_bwd(float *restrict dx, float *restrict dw, float *restrict db
             const float m = mean[t], s = rstd[t];
 
             // mean(dxhat) and mean(dxhat * xhat), dxhat = dout * w
-            double sd = 0.0, sdx = 0.0;
-            for (int i = 0; i < C; i++) {
-                const double dh = (double)dt[i] * (w ? w[i] : 1.0f);
-                sd += dh;
-                sdx += dh * ((xt[i] - m) * s);
-            }
+            double sd, sdx;
+            sums_bwd_f64(&sd, &sdx, dt, xt, w, (size_t)C, m, s);
             const float md = (float)(sd / C), mdx = (float)(sdx / C);
 
             // dx += rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-            for (int i = 0; i < C; i++) {
-                const float xhat = (xt[i] - m) * s;
-                dxt[i] += s * (dt[i] * (w ? w[i] : 1.0f) - md - xhat * mdx);
-            }
+            dx_update(dxt, dt, xt, w, 1.0f, (size_t)C, m, s, md, mdx);
         }
     }
 
