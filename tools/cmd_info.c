@@ -13,9 +13,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "tools/cli.h"
-#ifdef RL_HAVE_VIDEO
 #include "io/video.h"
-#endif
 
 static const char usage_text[] =
     "usage: reel info [--tensors] PATH\n"
@@ -199,6 +197,19 @@ static int info_folder(const char *dir, int list)
     return rc;
 }
 
+/* A clip: container, codec, size, frames, and the tags reel wrote (prompt, seed, settings). */
+static int info_video(const char *path)
+{
+    rl_err err = { 0 };
+    rl_video_info vi;
+    if (rl_video_read_meta(path, &vi, &err)) return rl_cli_fail(&err);
+    printf("%s: %s video, %s %s, %dx%d, %d frames at %g fps (%.2f s)\n", path, vi.format,
+           vi.codec, vi.pix_fmt, vi.width, vi.height, vi.n_frames, vi.fps, vi.duration);
+    for (int i = 0; i < vi.n_meta; i++) printf("  %-18s %s\n", vi.meta[i].key, vi.meta[i].value);
+    rl_video_info_free(&vi);
+    return RL_EXIT_OK;
+}
+
 int rl_cmd_info(int argc, char **argv)
 {
     int list = 0;
@@ -230,12 +241,7 @@ int rl_cmd_info(int argc, char **argv)
     }
     if (S_ISDIR(st.st_mode)) return info_folder(path, list);
     if (has_suffix(path, ".mp4") || has_suffix(path, ".webm") || has_suffix(path, ".gif")) {
-#ifdef RL_HAVE_VIDEO
-        return rl_video_info_print(path);
-#else
-        fprintf(stderr, "reel: %s: this build cannot read video metadata\n", path);
-        return RL_EXIT_USAGE;
-#endif
+        return info_video(path);
     }
     return info_safetensors(path, list);
 }
