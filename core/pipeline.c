@@ -348,18 +348,20 @@ static rl_status sample(rl_ctx *c, sampler *s, float *lat, rl_err *err)
 /* FreeInit's re-initialisation (diffusers FreeInitMixin._apply_free_init, iteration > 0):
  *   z_t = add_noise(lat, initial noise, T - 1);  z_rand = randn (the same generator);
  *   lat = IFFT(FFT(z_t) LPF + FFT(z_rand) (1 - LPF)).
- * noise0 is the unscaled initial noise; both terms live in DDPM's x_t space, and Euler's
- * latents (x_t / sqrt(abar_t)) are that times init_noise_sigma = 1 / sqrt(abar_{T-1}), so one
- * multiplication after the (linear) mix puts them into the scheduler's space. */
+ * noise0 is the initial noise before any scaling. Both terms are in DDPM's x_t space; Euler
+ * works on x_t / sqrt(abar_t) (= x0 + sigma_t eps), so its latents are divided by
+ * sqrt(abar_{T-1}) after the (linear) mix: reel's choice, where diffusers would add Euler's
+ * sigma-scaled initial latents to unscaled fresh noise. */
 static void freeinit_reinit(sampler *s, rl_freeinit *fi, float *lat, const float *noise0,
                             float *fresh)
 {
     rl_sched_add_noise(&s->sched, lat, lat, noise0, s->n_lat, s->sched.T - 1);
     rl_rng_randn(&s->rng, fresh, s->n_lat);
     rl_freeinit_mix(fi, lat, lat, fresh, s->C);
-    const float sigma = (float)s->sched.init_noise_sigma;
-    if (sigma != 1.0f)
-        for (size_t i = 0; i < s->n_lat; i++) lat[i] *= sigma;
+    if (s->sched.cfg.kind == RL_SCHED_EULER) {
+        const float scale = (float)(1.0 / sqrt(s->sched.alphas_cumprod[s->sched.T - 1]));
+        for (size_t i = 0; i < s->n_lat; i++) lat[i] *= scale;
+    }
 }
 
 // ---- decoding ---------------------------------------------------------------------------
@@ -498,7 +500,10 @@ rl_status rl_generate(rl_ctx *c, const rl_gen_params *params, rl_err *err)
 
     // ---- denoise, FreeInit's passes after the first starting from re-initialised noise
     for (int it = 0; it < iters; it++) {
-        if (it > 0) freeinit_reinit(&s, &fi, lat, noise0, s.noise);
+        if (it > 0) {
+            freeinit_reinit(&s, &fi, lat, noise0, s.noise);
+            if (p.on_step && p.on_step(p.step_user, -1, -1, NULL, lat)) goto cancelled;
+        }
         if ((rc = sample(c, &s, lat, err))) {
             if (rc == RL_E_INTERRUPTED) goto cancelled;
             goto done;

@@ -42,28 +42,38 @@ typedef int (*rl_progress_fn)(void *user, rl_phase phase, int i, int n);
 /* Called once per decoded frame: rgb (height, width, 3) bytes, valid during the call.
  * Return non-zero to cancel. */
 typedef int (*rl_frame_fn)(void *user, int frame, const uint8_t *rgb, int width, int height);
-/* Called with the initial latents (step -1, t -1, eps NULL), then after each denoising step i
- * (0-based) with its timestep t, the guided noise prediction eps and the updated latents, both
- * (C, F, h, w), valid during the call. For tests and inspection. Return non-zero to cancel. */
+/* Called with the initial latents (step -1, t -1, eps NULL), then after each denoising step
+ * with its index (0-based, counted on across FreeInit passes), its timestep t (rounded for
+ * Euler's fractional ones), the guided noise prediction eps (averaged over context windows) and
+ * the updated latents, both (C, F, h, w), valid during the call. Each FreeInit pass after the
+ * first starts with another step -1 call holding its re-initialised latents. For tests and
+ * inspection. Return non-zero to cancel. */
 typedef int (*rl_step_fn)(void *user, int step, int t, const float *eps, const float *latents);
 
 typedef struct {
-    const char *prompt;              // required unless keyframes are given
+    const char *prompt;              // required unless keyframes are given; borrowed (read
+                                     // during rl_generate only), as every pointer here
     const char *negative_prompt;     // NULL or "": the empty prompt is the unconditional one
-    const rl_keyframe *keyframes;    // prompt travel; NULL for one prompt
+    const rl_keyframe *keyframes;    // prompt travel (n_keyframes, frames strictly increasing,
+                                     // each < frames); NULL for one prompt
     int n_keyframes;
-    rl_interp interp;
-    int frames, width, height, steps;
-    float guidance;                  // 1: no classifier-free guidance (one UNet pass)
-    uint64_t seed;
+    rl_interp interp;                // between keyframes: linear or per-token slerp
+    int frames;                      // 1..4096; more than the motion modules take (max_frames)
+                                     // are denoised in context windows
+    int width, height;               // pixels; 0: the model's sample size. Multiples of
+                                     // vae_scale * 2^(down blocks - 1)
+    int steps;                       // 1..num_train_timesteps
+    float guidance;                  // 0..100; <= 1: no classifier-free guidance (one UNet pass)
+    uint64_t seed;                   // torch.Generator().manual_seed(seed) noise
     rl_gen_sched scheduler;          // DEFAULT: the model's scheduler_config.json
-    float eta;                       // DDIM eta (0: deterministic)
-    int context_frames;              // window length for long clips; 0: the model's maximum
-    int context_overlap;             // frames shared by neighbouring windows
+    float eta;                       // DDIM eta: only 0 (deterministic) is supported
+    int context_frames;              // window length; 0: the model's max_frames
+    int context_overlap;             // frames shared by neighbouring windows, < the window
     int loop;                        // windows wrap around for a seamless loop
-    int freeinit_iters;              // 0: off
-    int freeinit_butterworth;        // 0: Gaussian filter
-    float freeinit_cutoff;           // normalised spatio-temporal cut-off (0, 1]
+    int freeinit_iters;              // FreeInit sampling passes in all (as diffusers'
+                                     // num_iters); 0 or 1: off. Each pass costs a full run
+    int freeinit_butterworth;        // 1: Butterworth order 4 (diffusers' default); 0: Gaussian
+    float freeinit_cutoff;           // spatial and temporal stop frequency, (0, 1]
     rl_progress_fn progress; void *progress_user;
     rl_frame_fn on_frame;    void *frame_user;
     rl_step_fn on_step;      void *step_user;
@@ -73,10 +83,19 @@ typedef struct {
                                      // before quantisation, caller-owned
 } rl_gen_params;
 
+/* Defaults: 16 frames at the model's size, 25 steps, guidance 7.5, seed 0, the model's
+ * scheduler, windows of the model's max_frames overlapping by 4, FreeInit off (Butterworth,
+ * cut-off 0.25 when turned on), no callbacks, no outputs. */
 rl_gen_params rl_gen_default_params(void);
 
-/* Opens a model folder. n_threads <= 0: all cores. On failure *ctx is NULL and err says why.
- * Thread-safe. */
+/* Opens a model folder (io/diffusers.h layout): reads every config, maps the weights and binds
+ * them to the models, checking every shape and that the components agree (text width vs
+ * cross-attention, latent channels, vocabulary). n_threads <= 0: all cores. *ctx is owned by
+ * the caller until rl_ctx_close. On failure *ctx is NULL and err names the file and what is
+ * wrong: RL_E_MISSING (folder, file, tensor or key absent), RL_E_FORMAT (malformed JSON,
+ * safetensors or tokenizer files), RL_E_SHAPE (a tensor or component that does not fit),
+ * RL_E_IO, RL_E_NOMEM. Thread-safe (several contexts may be opened concurrently), but the
+ * thread count is process-wide (OpenMP): the last rl_ctx_open / rl_generate sets it. */
 rl_status rl_ctx_open(rl_ctx **ctx, const char *model_dir, int n_threads, rl_err *err);
 void rl_ctx_close(rl_ctx **ctx);     // sets *ctx to NULL; safe on NULL
 
@@ -90,7 +109,13 @@ typedef struct {
 } rl_model_info;
 rl_model_info rl_ctx_info(const rl_ctx *ctx);
 
-/* Generates one clip; frames are delivered through p->on_frame as they are decoded.
+/* Generates one clip; frames are delivered through p->on_frame as they are decoded, in order.
+ * The result depends only on the parameters, not on the thread count: the same parameters give
+ * the same bytes. p and everything it points to are only read, during the call.
+ * Errors: RL_E_PARAM (a parameter outside the ranges above, naming it; keyframes out of order;
+ * RL_E_FORMAT (the model's scheduler_config.json cannot be read as the chosen scheduler),
+ * RL_E_NOMEM,
+ * RL_E_INTERRUPTED (a callback returned non-zero; what was delivered so far is all there is).
  * Not thread-safe for the same context. */
 rl_status rl_generate(rl_ctx *ctx, const rl_gen_params *p, rl_err *err);
 

@@ -8,6 +8,7 @@
 
 #include "core/guide.h"
 #include "core/reel.h"
+#include "temporal/window.h"
 #include "tests/harness.h"
 
 typedef struct {
@@ -193,9 +194,201 @@ static void test_params(rl_test *t, const char *arg)
     p.prompt = "a red circle";
     p.frames = 2; p.steps = 2; p.guidance = 1.0f;
     rc = rl_generate(ctx, &p, &err);
-    rl_test_check(t, rc == RL_OK, "guidance 1: %s", err.msg);
+    rl_test_check(t, rc == RL_OK, "guidance 1: %s", rc == RL_OK ? "ok" : err.msg);
     rl_ctx_close(&ctx);
     rl_ctx_close(&ctx);   // safe on NULL
+}
+
+// ---- windows, FreeInit, DDPM, Euler vs tools/fixtures/make_pipeline_ext.py ---------------
+
+typedef struct {
+    size_t n_lat;
+    float *eps_0;            // (C, F, h, w) the first step's guided (window-averaged) eps
+    float *reinit;           // (C, F, h, w) the latents FreeInit's second pass starts from
+    int n_init, n_steps;     // step -1 calls, steps seen
+} ext_state;
+
+static int ext_step(void *user, int step, int t, const float *eps, const float *lat)
+{
+    ext_state *s = user;
+    (void)t;
+    if (step < 0) {
+        if (s->n_init++ == 1 && s->reinit) memcpy(s->reinit, lat, s->n_lat * sizeof(float));
+        return 0;
+    }
+    if (step == 0) memcpy(s->eps_0, eps, s->n_lat * sizeof(float));
+    s->n_steps++;
+    return 0;
+}
+
+/* The fixture's run settings, and the case's own (arg: win, loop, fi, ddpm, euler). */
+static rl_gen_params ext_params(rl_fixture *fx, const char *arg)
+{
+    rl_gen_params p = rl_gen_default_params();
+    p.prompt = rl_fixture_str(fx, "prompt");
+    p.negative_prompt = rl_fixture_str(fx, "negative_prompt");
+    p.seed = (uint64_t)rl_fixture_int(fx, "seed");
+    p.steps = rl_fixture_int(fx, "steps");
+    p.guidance = (float)rl_fixture_float(fx, "guidance");
+    p.height = rl_fixture_int(fx, "height");
+    p.width = rl_fixture_int(fx, "width");
+    p.frames = 4;
+    if (!strcmp(arg, "win") || !strcmp(arg, "loop")) {
+        p.frames = 7;
+        p.context_frames = 4;
+        p.context_overlap = 2;
+        p.loop = !strcmp(arg, "loop");
+    } else if (!strcmp(arg, "fi")) {
+        p.freeinit_iters = 2;
+        p.freeinit_butterworth = 1;
+        p.freeinit_cutoff = 0.25f;
+    } else if (!strcmp(arg, "ddpm")) {
+        p.scheduler = RL_GEN_SCHED_DDPM;
+    } else if (!strcmp(arg, "euler")) {
+        p.scheduler = RL_GEN_SCHED_EULER;
+    }
+    return p;
+}
+
+static void test_ext(rl_test *t, const char *arg)
+{
+    rl_fixture fx;
+    if (!rl_fixture_open(t, &fx, "pipeline/tiny_a_ext.safetensors")) return;
+    rl_err err = { 0 };
+    rl_ctx *ctx = NULL;
+    if (!rl_test_check(t, rl_ctx_open(&ctx, rl_test_fixture_path(t, "models/tiny_a"), 2, &err) == RL_OK,
+                       "open tiny_a: %s", err.msg)) goto done;
+    const rl_model_info info = rl_ctx_info(ctx);
+    rl_gen_params p = ext_params(&fx, arg);
+    const int shape[5] = { 1, info.latent_channels, p.frames, p.height / info.vae_scale,
+                           p.width / info.vae_scale };
+    ext_state s = { .n_lat = (size_t)shape[1] * shape[2] * shape[3] * shape[4] };
+    s.eps_0 = rl_test_floats(t, s.n_lat);
+    if (!strcmp(arg, "fi")) s.reinit = rl_test_floats(t, s.n_lat);
+    p.on_step = ext_step;
+    p.step_user = &s;
+    p.latents_out = rl_test_floats(t, s.n_lat);
+    if (!rl_test_check(t, rl_generate(ctx, &p, &err) == RL_OK, "generate %s: %s", arg, err.msg))
+        goto done;
+    const int passes = p.freeinit_iters > 1 ? p.freeinit_iters : 1;
+    rl_test_check(t, s.n_steps == passes * p.steps && s.n_init == passes,
+                  "%d steps in %d passes (step -1 calls %d)", s.n_steps, passes, s.n_init);
+    char name[64];
+    snprintf(name, sizeof name, "%s_eps_0", arg);
+    const float *e0 = rl_fixture_f32(&fx, name, 5, shape);
+    // the first prediction: UNet passes in float32 (one per window), guidance 6 amplifies their
+    // rounding: the pipeline contract, 1e-4 of the largest value
+    if (e0) rl_check_close(t, name, s.eps_0, e0, s.n_lat, 1e-4 * max_abs(e0, s.n_lat), 0);
+    if (s.reinit) {
+        const float *ri = rl_fixture_f32(&fx, "fi_reinit", 5, shape);
+        // carries the first pass's error (scaled down by sqrt(abar_T)) and float32 FFTs
+        if (ri) rl_check_close(t, "fi_reinit", s.reinit, ri, s.n_lat, 1e-4 * max_abs(ri, s.n_lat), 0);
+    }
+    snprintf(name, sizeof name, "%s_latents_final", arg);
+    const float *lf = rl_fixture_f32(&fx, name, 5, shape);
+    // every step's float32 UNet error, amplified by guidance, carried through the loop
+    if (lf) rl_check_close(t, name, p.latents_out, lf, s.n_lat, 1e-3 * max_abs(lf, s.n_lat), 0);
+
+    // the same bytes again, and with one thread (DDPM's noise and FreeInit's fresh noise come
+    // from the seeded generator, FFTW plans are FFTW_ESTIMATE)
+    rl_gen_params q = p;
+    q.on_step = NULL;
+    q.latents_out = rl_test_floats(t, s.n_lat);
+    if (RL_CHECK(t, rl_generate(ctx, &q, &err) == RL_OK))
+        rl_check_bitwise(t, "rerun", q.latents_out, p.latents_out, s.n_lat);
+    rl_ctx *one = NULL;
+    if (RL_CHECK(t, rl_ctx_open(&one, rl_test_fixture_path(t, "models/tiny_a"), 1, &err) == RL_OK) &&
+        RL_CHECK(t, rl_generate(one, &q, &err) == RL_OK))
+        rl_check_bitwise(t, "1 vs 2 threads", q.latents_out, p.latents_out, s.n_lat);
+    rl_ctx_close(&one);
+done:
+    rl_ctx_close(&ctx);
+    rl_fixture_close(&fx);
+}
+
+/* Windows that cover the clip in one piece change nothing, bit for bit; so does FreeInit with
+ * one pass. A clip of many windows: every frame's weights sum to 1, the clip has its frames,
+ * and the seam is measured (mean |frame f+1 - frame f| where a window starts, against inside
+ * windows), with overlap 0 (hard cuts) and overlap 2 (cross-fades). */
+static void test_windows(rl_test *t, const char *arg)
+{
+    (void)arg;
+    rl_err err = { 0 };
+    rl_ctx *ctx = NULL;
+    if (!RL_CHECK(t, rl_ctx_open(&ctx, rl_test_fixture_path(t, "models/tiny_a"), 2, &err) == RL_OK))
+        return;
+    const rl_model_info info = rl_ctx_info(ctx);
+    rl_gen_params p = rl_gen_default_params();
+    p.prompt = "a red circle moves left";
+    p.steps = 3; p.width = 32; p.height = 32; p.frames = 5; p.seed = 5;
+    const size_t n_lat = (size_t)info.latent_channels * p.frames * (32 / info.vae_scale) *
+                         (32 / info.vae_scale);
+    float *base = rl_test_floats(t, n_lat), *got = rl_test_floats(t, n_lat);
+    p.latents_out = base;
+    if (!RL_CHECK(t, rl_generate(ctx, &p, &err) == RL_OK)) goto done;
+    struct { const char *what; int context, loop, fi; } same[] = {
+        { "context = frames", 5, 0, 0 }, { "context > frames", 9, 0, 0 },
+        { "context = frames, loop", 5, 1, 0 }, { "FreeInit 1 pass", 0, 0, 1 },
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        rl_gen_params q = p;
+        q.context_frames = same[i].context;
+        q.loop = same[i].loop;
+        q.freeinit_iters = same[i].fi;
+        q.latents_out = got;
+        if (RL_CHECK(t, rl_generate(ctx, &q, &err) == RL_OK))
+            rl_check_bitwise(t, same[i].what, got, base, n_lat);
+    }
+
+    // weights of every frame sum to 1 (the plan rl_generate uses)
+    for (int loop = 0; loop < 2; loop++) {
+        rl_windows w;
+        if (!RL_CHECK(t, rl_windows_plan(&w, 12, 4, 2, loop, &err) == RL_OK)) continue;
+        double worst = 0;
+        for (int f = 0; f < 12; f++) {
+            double sum = 0;
+            for (size_t i = 0; i < (size_t)w.n * w.len; i++)
+                if (w.idx[i] == f) sum += w.weight[i];
+            worst = fmax(worst, fabs(sum - 1.0));
+        }
+        rl_test_check(t, worst < 1e-6, "F 12, context 4, overlap 2, loop %d: %d windows, weights "
+                      "of every frame sum to 1 (worst |sum - 1| %.1e)", loop, w.n, worst);
+        rl_windows_free(&w);
+    }
+
+    // the seam: 12 frames in windows of 4
+    const int F = 12, H = 32, W = 32;
+    const size_t fsz = (size_t)H * W * 3;
+    float *fr = rl_test_floats(t, (size_t)F * fsz);
+    for (int overlap = 0; overlap <= 2; overlap += 2) {
+        rl_gen_params q = p;
+        q.frames = F;
+        q.context_frames = 4;
+        q.context_overlap = overlap;
+        q.latents_out = NULL;
+        q.frames_out = fr;
+        if (!RL_CHECK(t, rl_generate(ctx, &q, &err) == RL_OK)) continue;
+        rl_windows w;
+        if (!RL_CHECK(t, rl_windows_plan(&w, F, 4, overlap, 0, &err) == RL_OK)) continue;
+        double border = 0, inside = 0;
+        int nb = 0, ni = 0;
+        for (int f = 0; f + 1 < F; f++) {
+            int starts = 0;   // frame f + 1 begins a window
+            for (int k = 1; k < w.n; k++) starts |= w.idx[(size_t)k * w.len] == f + 1;
+            double d = 0;
+            for (size_t i = 0; i < fsz; i++) d += fabs(fr[(f + 1) * fsz + i] - fr[f * fsz + i]);
+            d /= (double)fsz;
+            if (starts) { border += d; nb++; } else { inside += d; ni++; }
+        }
+        int finite = 1;
+        for (size_t i = 0; i < (size_t)F * fsz; i++) finite &= isfinite(fr[i]) && fr[i] >= 0 && fr[i] <= 1;
+        rl_test_check(t, finite && nb > 0 && ni > 0, "seam, overlap %d (%d windows): mean |frame "
+                      "step| %.4f at %d window starts, %.4f at %d pairs inside", overlap, w.n,
+                      border / nb, nb, inside / ni, ni);
+        rl_windows_free(&w);
+    }
+done:
+    rl_ctx_close(&ctx);
 }
 
 static void test_guide(rl_test *t, const char *arg)
@@ -215,6 +408,12 @@ int main(int argc, char **argv)
     return rl_test_run(argc, argv, (rl_test_case[]){
         { "tiny_a", test_run, "tiny_a" },
         { "tiny_b", test_run, "tiny_b" },
+        { "windows", test_ext, "win" },
+        { "windows_loop", test_ext, "loop" },
+        { "freeinit", test_ext, "fi" },
+        { "ddpm", test_ext, "ddpm" },
+        { "euler", test_ext, "euler" },
+        { "windows_same", test_windows, NULL },
         { "params", test_params, NULL },
         { "guide", test_guide, NULL },
         { 0 },
