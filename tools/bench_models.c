@@ -67,7 +67,7 @@ static const char unet_usage[] =
     "                    a multiple of the VAE's scale (8 for SD)\n"
     "  --frames N        frames per video (default 16)\n"
     "  --steps N         timed calls after the warm-up call, at least (default 3); the median\n"
-    "                    is shown\n"
+    "                    is shown. 0: no warm-up, the first call is the step (huge shapes)\n"
     "  --min-time S      keep calling until S seconds have passed, too (default 1)\n"
     "  --threads N       threads (default: all cores)\n"
     "  --vs-torch        also time the same UNet in PyTorch (/usr/bin/python3 " TORCH_SCRIPT ")\n"
@@ -91,6 +91,13 @@ static int file_exists(const char *path)
 }
 
 static double gb(double bytes) { return bytes / 1e9; }
+
+/* One-minute load average: timings assume an idle machine, so the report states it. */
+static double load1(void)
+{
+    double l[1];
+    return getloadavg(l, 1) == 1 ? l[0] : -1.0;
+}
 
 static double max_rss_bytes(void)
 {
@@ -406,7 +413,8 @@ static int find_torch_script(char *out, size_t cap)
 }
 
 /* Runs bench_torch.py; returns its seconds per step, or <= 0 with a note printed. */
-static double run_torch(const char *dir, int size, int frames, int steps, int threads)
+static double run_torch(const char *dir, int size, int frames, int steps, int threads,
+                        double gflop)
 {
     char script[4096], cmd[8192];
     if (!file_exists("/usr/bin/python3")) {
@@ -426,12 +434,14 @@ static double run_torch(const char *dir, int size, int frames, int steps, int th
         return 0.0;
     }
     char line[4096], last[4096] = "";
-    double sps = 0.0, first = 0.0;
+    double sps = 0.0, first = 0.0, tg = 0.0;
     while (fgets(line, sizeof line, p)) {
         const char *k = strstr(line, "\"seconds_per_step\":");
         if (k) sps = strtod(k + strlen("\"seconds_per_step\":"), NULL);
         k = strstr(line, "\"first_call\":");
         if (k) first = strtod(k + strlen("\"first_call\":"), NULL);
+        k = strstr(line, "\"gflop\":");
+        if (k) tg = strtod(k + strlen("\"gflop\":"), NULL);
         if (line[0] != '\n') snprintf(last, sizeof last, "%s", line);
     }
     int st = pclose(p);
@@ -442,8 +452,11 @@ static double run_torch(const char *dir, int size, int frames, int steps, int th
                WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         return 0.0;
     }
-    printf("  torch         first call %.3f s, step %.3f s (PyTorch %s reference modules, float32)\n",
-           first, sps, "tools/fixtures/refmodels.py");
+    printf("  torch         first call %.3f s, step %.4f s (PyTorch, the reference modules of "
+           "tools/fixtures/refmodels.py, float32)\n", first, sps);
+    if (tg > 0.0)
+        printf("                its FLOP count (hooks on every conv/linear + attention): %.5g "
+               "GFLOP, %s reel's\n", tg, fabs(tg - gflop) <= 1e-6 * gflop ? "equal to" : "DIFFERS from");
     return sps;
 }
 
@@ -489,7 +502,7 @@ int rl_bench_unet(int argc, char **argv)
         } else if (!strcmp(a, "--frames") && i + 1 < argc) {
             if (rl_cli_int(argv[++i], "--frames", 1, 1024, &frames)) return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--steps") && i + 1 < argc) {
-            if (rl_cli_int(argv[++i], "--steps", 1, 1000, &steps)) return RL_EXIT_USAGE;
+            if (rl_cli_int(argv[++i], "--steps", 0, 1000, &steps)) return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (rl_cli_int(argv[++i], "--threads", 1, 1024, &threads)) return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--min-time") && i + 1 < argc) {
@@ -546,7 +559,8 @@ int rl_bench_unet(int argc, char **argv)
     const size_t n_params = rl_weights_numel(&m.ws) + rl_weights_numel(&m.wm);
     const double w_bytes = 4.0 * (double)n_params;
 
-    printf("reel bench unet: %d thread%s\n", nt, nt == 1 ? "" : "s");
+    printf("reel bench unet: %d thread%s (load average %.1f on %ld cores at the start)\n", nt,
+           nt == 1 ? "" : "s", load1(), sysconf(_SC_NPROCESSORS_ONLN));
     printf("  model         %s\n", m.label);
     printf("                %s, %.1f M parameters (%.2f GB as F32), loaded in %.1f s\n",
            c->has_motion ? "UNet + motion modules" : "UNet (no motion modules)", n_params / 1e6,
@@ -555,12 +569,16 @@ int rl_bench_unet(int argc, char **argv)
            "(CFG), text %d x %d\n", size, size, H, W, Cin, F, N, m.L, m.D);
     const flops f = count_unet(&m.u, N, F, H, W, m.L);
     const double total = f.conv + f.fc + f.attn;
-    printf("  work          %.1f GFLOP per step: convolutions %.1f%%, linears %.1f%%, attention "
-           "%.1f%%\n", total / 1e9, 100.0 * f.conv / total, 100.0 * f.fc / total,
-           100.0 * f.attn / total);
+    printf("  work          %.5g GFLOP per step: convolutions %.4g (%.1f%%), linears %.4g (%.1f%%), "
+           "attention %.4g (%.1f%%)\n", total / 1e9, f.conv / 1e9, 100.0 * f.conv / total,
+           f.fc / 1e9, 100.0 * f.fc / total, f.attn / 1e9, 100.0 * f.attn / total);
     fflush(stdout);
+    // the UNet's own plan: the arena bytes rl_unet_fwd reserves before it computes anything
+    const double plan = (double)rl_unet_plan_bytes(&m.u, 0, N, F, H, W, m.L, 1,
+                                                   rl_par_max_threads());
     if (dry) {
-        printf("  memory        weights %.3f GB\n", gb(w_bytes));
+        printf("  memory        arena %.3f GB (the UNet's plan) + weights %.3f GB = %.3f GB\n",
+               gb(plan), gb(w_bytes), gb(plan + w_bytes));
         model_free(&m);
         return 0;
     }
@@ -594,10 +612,12 @@ int rl_bench_unet(int argc, char **argv)
         rc = RL_EXIT_ERROR;
         goto done;
     }
-    // at least `steps` calls and at least min_time seconds (small models: many calls)
+    // at least `steps` calls and at least min_time seconds (small models: many calls);
+    // --steps 0: the first call is the only one (huge shapes), reported as the step
     int n_ts = 0;
     const double start = rl_bench_now();
-    while (n_ts < steps || (n_ts < MAX_CALLS && rl_bench_now() - start < min_time)) {
+    if (steps == 0) ts[n_ts++] = t_first;
+    while (n_ts < steps || (steps > 0 && n_ts < MAX_CALLS && rl_bench_now() - start < min_time)) {
         t0 = rl_bench_now();
         run_unet(&call);
         ts[n_ts++] = rl_bench_now() - t0;
@@ -609,19 +629,20 @@ int rl_bench_unet(int argc, char **argv)
     for (size_t i = 0; i < (size_t)N * c->out_channels * F * H * W; i++) finite += call.out[i];
     if (!isfinite(finite)) fprintf(stderr, "reel: bench unet: warning: the output is not finite\n");
 
-    printf("  step          %.4f s (median of %d; fastest %.4f s)\n", step, n_ts, best);
+    if (steps == 0) printf("  step          %.4f s (the first call: --steps 0)\n", step);
+    else printf("  step          %.4f s (median of %d; fastest %.4f s)\n", step, n_ts, best);
     printf("  rate          %.1f GFLOP/s (%.1f per thread)\n", total / step / 1e9,
            total / step / 1e9 / nt);
-    printf("  memory        arena peak %.3f GB + weights %.3f GB = %.3f GB; process max RSS "
-           "%.3f GB\n", gb((double)arena.peak), gb(w_bytes), gb((double)arena.peak + w_bytes),
-           gb(max_rss_bytes()));
+    printf("  memory        arena peak %.3f GB (planned %.3f GB) + weights %.3f GB = %.3f GB; "
+           "process max RSS %.3f GB\n", gb((double)arena.peak), gb(plan), gb(w_bytes),
+           gb((double)arena.peak + w_bytes), gb(max_rss_bytes()));
     fflush(stdout);
 
     if (vs_torch) {
         // free reel's copy first: both full-size models at once would double the memory
         rl_arena_free(&arena);
         model_free(&m);
-        double tt = run_torch(dir, size, F, n_ts, nt);
+        double tt = run_torch(dir, size, F, n_ts, nt, total / 1e9);
         if (tt > 0.0)
             printf("  ratio         torch / reel = %.2f (reel is %.2fx %s)\n", tt / step,
                    tt > step ? tt / step : step / tt, tt > step ? "faster" : "slower");
@@ -803,7 +824,8 @@ int rl_bench_clip(int argc, char **argv)
     p.on_frame = clip_frame;
     p.frame_user = &ct;
 
-    printf("reel bench clip: %s, %d thread%s\n", model_dir, nt, nt == 1 ? "" : "s");
+    printf("reel bench clip: %s, %d thread%s (load average %.1f on %ld cores at the start)\n",
+           model_dir, nt, nt == 1 ? "" : "s", load1(), sysconf(_SC_NPROCESSORS_ONLN));
     printf("  clip          \"%s\": %d frames %dx%d, %d steps, guidance %.1f%s, seed %llu\n",
            prompt, frames, size, size, steps, guidance, guidance > 1.0 ? " (CFG: batch 2)" : "",
            seed);
