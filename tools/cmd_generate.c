@@ -75,7 +75,8 @@ static void usage(FILE *f, const char *cmd)
         "  -H, --height N         height in pixels, a multiple of 8 (default: preset, 64)\n"
         "  --context N            frames per context window (default: the model's motion frames);\n"
         "                         longer clips are denoised in overlapping windows\n"
-        "  --overlap N            frames shared by neighbouring windows (default: preset, 4)\n"
+        "  --overlap N            frames shared by neighbouring windows (default: preset, 4, at\n"
+        "                         most half the window)\n"
         "  --loop                 windows wrap around: the clip loops seamlessly\n"
         "  --freeinit N           FreeInit: N sampling passes in all, each after the first starting\n"
         "                         from the previous result's low frequencies (N times the work;\n"
@@ -260,7 +261,7 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
 {
     const char *prompt = NULL, *out = "reel.mp4", *model = NULL, *preset_name = "balanced";
     const char *negative = NULL, *schedule = NULL;
-    int threads = 0, quiet = 0, json = 0, frames_set = 0, interp = 0;
+    int threads = 0, quiet = 0, json = 0, frames_set = 0, overlap_set = 0, interp = 0;
     unsigned long long seed = 0;
     static rl_keyframe kfs[RL_GEN_MAX_KEYFRAMES];
     int n_kf = 0;
@@ -338,7 +339,10 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
             i++;
             if (pick(s, "--interp", INTERPS, &interp)) return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--context")) INT_OPT("--context", 2, 4096, &ps.context_frames);
-        else if (!strcmp(a, "--overlap")) INT_OPT("--overlap", 0, 4095, &ps.context_overlap);
+        else if (!strcmp(a, "--overlap")) {
+            INT_OPT("--overlap", 0, 4095, &ps.context_overlap);
+            overlap_set = 1;
+        }
         else if (!strcmp(a, "--loop")) ps.loop = 1;
         else if (!strcmp(a, "--freeinit")) INT_OPT("--freeinit", 0, 10, &ps.freeinit);
         else if (!strcmp(a, "--freeinit-filter")) {
@@ -414,6 +418,9 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
             ps.frames = last + 1;
         }
     }
+    // a short --context with the preset's overlap: the overlap shrinks to half the window
+    if (!overlap_set && ps.context_frames && ps.context_overlap > ps.context_frames / 2)
+        ps.context_overlap = ps.context_frames / 2;
     if (ps.width % 8 || ps.height % 8) {
         fprintf(stderr, "reel: width and height must be multiples of 8, not %dx%d\n", ps.width,
                 ps.height);
