@@ -16,6 +16,7 @@
 #include "io/tokfiles.h"
 #include "io/weights_io.h"
 #include "io/atomic.h"
+#include "tools/shapes/clipscore.h"
 #include "tools/shapes/render.h"
 #include "tools/train_cfg.h"
 #include "tools/shapes/world.h"
@@ -93,7 +94,8 @@ done:
 
 
 // ---- clip ---------------------------------------------------------------------------------
-/* A CLIP pair trained contrastively (Radford et al. 2021) on (caption, clip) batches:
+/* A CLIP pair trained contrastively (Radford et al. 2021) on (caption, clip) batches; the pair
+ * and its forward are tools/shapes/clipscore.h's (shared with the CLIP score of `reel eval`):
  *   text:  ids -> CLIPTextModel (text_model.*) -> last_hidden_state at the first end token
  *          (transformers' pooled output) -> text_projection (Linear, no bias)
  *   video: RL_CLIP_KF frames of the clip, evenly spaced, stacked on channels
@@ -105,55 +107,29 @@ done:
  * The text encoder goes to out/text_encoder (transformers layout); the video encoder, both
  * projections and the scale to out/clip_video (reel's own, read by eval). */
 
-#define RL_CLIP_KF 4              // frames the video encoder sees
-#define RL_CLIP_NCONV 4
+#define RL_CLIP_KF RL_CLIPV_FRAMES       // frames the video encoder sees
+#define RL_CLIP_NCONV RL_CLIPV_NCONV
 
 static const char default_clip_config[] =
     "{\"vocab_size\": 1, \"hidden_size\": 64, \"intermediate_size\": 256, \"num_hidden_layers\": 3,"
     " \"num_attention_heads\": 4, \"max_position_embeddings\": 24, \"projection_dim\": 64,"
     " \"hidden_act\": \"quick_gelu\", \"layer_norm_eps\": 1e-05}";
 
-static const int vid_ch[RL_CLIP_NCONV + 1] = { 3 * RL_CLIP_KF, 32, 64, 64, 64 };
+static const int *const vid_ch = rl_clipv_ch;
 
-typedef struct {
-    rl_clip text;
-    rl_conv conv[RL_CLIP_NCONV];
-    rl_fc tproj, vproj;
-    const float *logit_scale;     // (1)
-} clip_pair;
+typedef rl_clippair clip_pair;
 
 typedef struct {
     const rl_clip_cfg *cfg;
     int P;
 } clip_probe_ctx;
 
-static void clip_pair_free(clip_pair *m)
-{
-    rl_clip_free(&m->text);
-}
-
-static rl_status clip_pair_bind(clip_pair *m, rl_weights *ws, const rl_clip_cfg *cfg, int P,
-                                rl_err *err)
-{
-    char name[64];
-    *m = (clip_pair){ 0 };
-    rl_status rc = rl_clip_bind(&m->text, ws, "text_model", cfg, err);
-    for (int i = 0; i < RL_CLIP_NCONV && !rc; i++) {
-        snprintf(name, sizeof name, "visual.convs.%d", i);
-        rc = rl_conv_bind(&m->conv[i], ws, name, vid_ch[i], vid_ch[i + 1], 3, 2, 1, 1, err);
-    }
-    if (!rc) rc = rl_fc_bind(&m->tproj, ws, "text_projection", cfg->hidden_size, P, 0, err);
-    if (!rc) rc = rl_fc_bind(&m->vproj, ws, "visual_projection", vid_ch[RL_CLIP_NCONV], P, 0, err);
-    if (!rc) rc = rl_weights_get(ws, "logit_scale", 1, (int64_t[]){ 1 }, &m->logit_scale, err);
-    return rc;
-}
-
 static rl_status clip_probe(void *ctx, rl_weights *ws, rl_err *err)
 {
     const clip_probe_ctx *c = ctx;
     clip_pair m;
-    rl_status rc = clip_pair_bind(&m, ws, c->cfg, c->P, err);
-    clip_pair_free(&m);
+    rl_status rc = rl_clippair_bind(&m, ws, c->cfg, c->P, err);
+    rl_clippair_free(&m);
     return rc;
 }
 
@@ -194,15 +170,10 @@ static rl_status clip_batch(clip_run *r, long step, rl_err *err)
     rl_train_specs(sp, caps, r->o->seed, step, r->B);
     for (int b = 0; b < r->B && !rc; b++) {
         rc = rl_bpe_encode(&r->bpe, caps[b], r->ids + (size_t)b * r->L, NULL, err);
-        r->eos[b] = r->L - 1;
-        for (int l = 0; l < r->L; l++)
-            if (r->ids[(size_t)b * r->L + l] == r->bpe.eos_id) {
-                r->eos[b] = l;
-                break;
-            }
+        r->eos[b] = rl_clipt_first_eos(r->ids + (size_t)b * r->L, r->L, r->bpe.eos_id);
         rl_shapes_render_f32(r->clipbuf, &sp[b], F, r->H, r->W);
         for (int k = 0; k < RL_CLIP_KF; k++) {
-            const int f = k * (F - 1) / (RL_CLIP_KF - 1);
+            const int f = rl_clipv_keyframe(k, F);
             for (int ch = 0; ch < 3; ch++)
                 memcpy(r->x + (((size_t)b * RL_CLIP_KF + k) * 3 + ch) * S,
                        r->clipbuf + ((size_t)ch * F + f) * S, S * sizeof(float));
@@ -212,17 +183,6 @@ done:
     free(sp);
     free(caps);
     return rc;
-}
-
-/* u (B, P) -> n = u / |u|; returns nothing, keeps n. */
-static void l2norm_fwd(float *n, const float *u, int B, int P)
-{
-    for (int b = 0; b < B; b++) {
-        double s = 0;
-        for (int p = 0; p < P; p++) s += (double)u[b * P + p] * u[b * P + p];
-        const float inv = (float)(1.0 / sqrt(s + 1e-12));
-        for (int p = 0; p < P; p++) n[b * P + p] = u[b * P + p] * inv;
-    }
 }
 
 /* du = (dn - n (n . dn)) / |u| */
@@ -257,28 +217,12 @@ static rl_status clip_step(void *ctx, rl_ptable *pt, long step, double *loss, do
     rc = rl_arena_check(&r->arena, err);
     if (rc) return rc;
     rl_clip_fwd(&r->m.text, &ta, r->hid, r->ids, B, L);
-    for (int b = 0; b < B; b++)
-        memcpy(r->tp + (size_t)b * D, r->hid + ((size_t)b * L + r->eos[b]) * D, (size_t)D * sizeof(float));
-    rl_fc_fwd(&r->m.tproj, r->tu, r->tp, B);
-    l2norm_fwd(r->tn, r->tu, B, P);
+    rl_clipt_head(&r->m, r->tp, r->tu, r->hid, r->eos, B, L);
+    rl_clip_l2norm(r->tn, r->tu, B, P);
 
     // ---- video: conv stack, mean over space, projected
-    const float *in = r->x;
-    for (int i = 0; i < RL_CLIP_NCONV; i++) {
-        const size_t n = (size_t)B * vid_ch[i + 1] * r->hs[i + 1] * r->hs[i + 1];
-        rl_conv_fwd(&r->m.conv[i], &r->arena, r->c[i], in, B, r->hs[i], r->hs[i]);
-        rl_silu_fwd(r->a[i], r->c[i], n);
-        in = r->a[i];
-    }
-    const int S4 = r->hs[RL_CLIP_NCONV] * r->hs[RL_CLIP_NCONV];
-    for (int b = 0; b < B; b++)
-        for (int ch = 0; ch < CV; ch++) {
-            double s = 0;
-            for (int k = 0; k < S4; k++) s += in[((size_t)b * CV + ch) * S4 + k];
-            r->pool[b * CV + ch] = (float)(s / S4);
-        }
-    rl_fc_fwd(&r->m.vproj, r->vu, r->pool, B);
-    l2norm_fwd(r->vn, r->vu, B, P);
+    rl_clipv_fwd(&r->m, &r->arena, r->c, r->a, r->pool, r->vu, r->x, B, r->H, r->W);
+    rl_clip_l2norm(r->vn, r->vu, B, P);
 
     // ---- symmetric cross-entropy over the B x B similarity matrix
     float ls = r->m.logit_scale[0];
@@ -344,6 +288,7 @@ static rl_status clip_step(void *ctx, rl_ptable *pt, long step, double *loss, do
     rl_clip_bwd(&r->m.text, &r->g.text, &ta, &r->arena, r->dhid, r->ids, B, L);
 
     // video
+    const int S4 = r->hs[RL_CLIP_NCONV] * r->hs[RL_CLIP_NCONV];
     memset(r->dpool, 0, (size_t)B * CV * sizeof(float));
     rl_fc_bwd(&r->m.vproj, &r->g.vproj, r->dpool, r->dvu, r->pool, B);
     float *da = r->da, *dc = r->dc;
@@ -409,8 +354,8 @@ static void clip_run_free(clip_run *r)
 {
     free(r->ids);
     free(r->eos);
-    clip_pair_free(&r->m);
-    clip_pair_free(&r->g);
+    rl_clippair_free(&r->m);
+    rl_clippair_free(&r->g);
     rl_bpe_free(&r->bpe);
     rl_arena_free(&r->arena);
 }
@@ -461,8 +406,8 @@ static rl_status clip_setup(clip_run *r, rl_ptable *pt, rl_err *err)
         if (rc) goto done;
     }
     rc = rl_ptable_alloc_state(pt, o->ema > 0, err);
-    if (!rc) rc = clip_pair_bind(&r->m, &pt->p, &r->cfg, r->P, err);
-    if (!rc) rc = clip_pair_bind(&r->g, &pt->g, &r->cfg, r->P, err);
+    if (!rc) rc = rl_clippair_bind(&r->m, &pt->p, &r->cfg, r->P, err);
+    if (!rc) rc = rl_clippair_bind(&r->g, &pt->g, &r->cfg, r->P, err);
     if (rc) goto done;
     // (AdamW's weight decay applies to logit_scale too: at lr * wd ~ 1e-5 a step it is
     // negligible next to its gradient)
