@@ -642,7 +642,7 @@ int rl_bench_unet(int argc, char **argv)
         // free reel's copy first: both full-size models at once would double the memory
         rl_arena_free(&arena);
         model_free(&m);
-        double tt = run_torch(dir, size, F, n_ts, nt, total / 1e9);
+        double tt = run_torch(dir, size, F, steps == 0 ? 0 : n_ts, nt, total / 1e9);
         if (tt > 0.0)
             printf("  ratio         torch / reel = %.2f (reel is %.2fx %s)\n", tt / step,
                    tt > step ? tt / step : step / tt, tt > step ? "faster" : "slower");
