@@ -105,7 +105,6 @@ static int head_is_tiled(int Tk, int HS) { return HS <= HS_MAX && Tk <= TK_MAX; 
 static inline __attribute__((always_inline)) void
 transpose(float *restrict t, size_t ldt, const float *restrict x, size_t ldx, int rows, int cols)
 {
-    typedef int32_t v4i __attribute__((vector_size(16)));
     int r = 0;
     for (; r + 4 <= rows; r += 4) {
         const float *x0 = x + (size_t)r * ldx;
@@ -113,15 +112,15 @@ transpose(float *restrict t, size_t ldt, const float *restrict x, size_t ldx, in
         for (; c + 4 <= cols; c += 4) {
             const rl_v4 a = RL_LD4(x0 + c), b = RL_LD4(x0 + ldx + c);
             const rl_v4 e = RL_LD4(x0 + 2 * ldx + c), f = RL_LD4(x0 + 3 * ldx + c);
-            const rl_v4 ab0 = __builtin_shuffle(a, b, (v4i){ 0, 4, 1, 5 });   // a0 b0 a1 b1
-            const rl_v4 ab1 = __builtin_shuffle(a, b, (v4i){ 2, 6, 3, 7 });   // a2 b2 a3 b3
-            const rl_v4 ef0 = __builtin_shuffle(e, f, (v4i){ 0, 4, 1, 5 });
-            const rl_v4 ef1 = __builtin_shuffle(e, f, (v4i){ 2, 6, 3, 7 });
+            const rl_v4 ab0 = RL_SHUF4(a, b, 0, 4, 1, 5);   // a0 b0 a1 b1
+            const rl_v4 ab1 = RL_SHUF4(a, b, 2, 6, 3, 7);   // a2 b2 a3 b3
+            const rl_v4 ef0 = RL_SHUF4(e, f, 0, 4, 1, 5);
+            const rl_v4 ef1 = RL_SHUF4(e, f, 2, 6, 3, 7);
             float *tc = t + (size_t)c * ldt + r;
-            RL_ST4(tc, __builtin_shuffle(ab0, ef0, (v4i){ 0, 1, 4, 5 }));
-            RL_ST4(tc + ldt, __builtin_shuffle(ab0, ef0, (v4i){ 2, 3, 6, 7 }));
-            RL_ST4(tc + 2 * ldt, __builtin_shuffle(ab1, ef1, (v4i){ 0, 1, 4, 5 }));
-            RL_ST4(tc + 3 * ldt, __builtin_shuffle(ab1, ef1, (v4i){ 2, 3, 6, 7 }));
+            RL_ST4(tc, RL_SHUF4(ab0, ef0, 0, 1, 4, 5));
+            RL_ST4(tc + ldt, RL_SHUF4(ab0, ef0, 2, 3, 6, 7));
+            RL_ST4(tc + 2 * ldt, RL_SHUF4(ab1, ef1, 0, 1, 4, 5));
+            RL_ST4(tc + 3 * ldt, RL_SHUF4(ab1, ef1, 2, 3, 6, 7));
         }
         for (; c < cols; c++)
             for (int k = 0; k < 4; k++) t[(size_t)c * ldt + r + k] = x0[(size_t)k * ldx + c];

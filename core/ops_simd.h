@@ -128,6 +128,13 @@ typedef float rl_v8 __attribute__((vector_size(32), aligned(4)));
 typedef int32_t rl_v8i __attribute__((vector_size(32), aligned(4)));
 typedef float rl_v4 __attribute__((vector_size(16), aligned(4)));
 typedef int32_t rl_v4i __attribute__((vector_size(16), aligned(4)));
+/* Two-source lane shuffle: lanes i0..i3 of the concatenation (a, b). gcc and clang spell the
+ * builtin differently (the fuzz build uses clang). */
+#if defined(__clang__)
+#define RL_SHUF4(a, b, i0, i1, i2, i3) __builtin_shufflevector((a), (b), i0, i1, i2, i3)
+#else
+#define RL_SHUF4(a, b, i0, i1, i2, i3) __builtin_shuffle((a), (b), (rl_v4i){ i0, i1, i2, i3 })
+#endif
 #define RL_LD16(p) (*(const rl_v16 *)(const void *)(p))
 #define RL_ST16(p, x) (*(rl_v16 *)(void *)(p) = (x))
 #define RL_LD8(p) (*(const rl_v8 *)(const void *)(p))
