@@ -5,11 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "core/reel.h"
+#include "io/tokfiles.h"
+#include "io/weights_io.h"
 #include "tests/harness.h"
 #include "tools/shapes/analyze.h"
+#include "tools/shapes/clipscore.h"
 #include "tools/shapes/eval.h"
 #include "tools/shapes/render.h"
 #include "tools/shapes/world.h"
@@ -562,7 +568,9 @@ static void test_eval_model_rows(rl_test *t, const char *arg)
     FILE *f = open_memstream(&txt, &len);
     rl_eval_print_table(f, &res);
     fclose(f);
-    RL_CHECK(t, strstr(txt, "guidance effect") && !strstr(txt, "n/a"));
+    // the model rows are filled (only the CLIP score, without a CLIP pair, is n/a)
+    const char *g = strstr(txt, "guidance effect");
+    RL_CHECK(t, g && strncmp(g + 35, "n/a", 3) && strstr(txt, "n/a: no CLIP pair given"));
     free(txt);
     rl_eval_result_free(&res);
 
@@ -601,6 +609,275 @@ static void test_eval_report(rl_test *t, const char *arg)
     rl_eval_result_free(&res);
 }
 
+// Seeds per prompt: clips ordered set, prompt, seed; seed k = the prompt's seed + k * stride.
+static void test_eval_seeds(rl_test *t, const char *arg)
+{
+    (void)arg;
+    rl_eval_opts o = rl_eval_default_opts();
+    o.n_in = o.n_heldout = 2;
+    o.n_seeds = 3;
+    rl_eval_source src = rl_eval_source_truth();
+    rl_eval_result res;
+    rl_err e = { 0 };
+    if (!RL_CHECK(t, rl_eval_run(&res, &src, &o, &e) == RL_OK)) return;
+    int order = res.n_clips == 12 && res.total[0] == 6 && res.total[1] == 6;
+    for (int i = 0; i < res.n_clips && order; i++) {
+        const int set = i / 6, p = i % 6 / 3, k = i % 3;
+        char prompt[96];
+        rl_shapes_attr w;
+        uint64_t seed;
+        rl_eval_prompt(set, p, prompt, &w, &seed);
+        order = res.clips[i].set == set && !strcmp(res.clips[i].prompt, prompt) &&
+                res.clips[i].seed == seed + (uint64_t)k * RL_EVAL_SEED_STRIDE;
+    }
+    rl_test_check(t, order, "12 clips in order (set, prompt, seed)");
+    RL_CHECK(t, res.right[0][RL_EVAL_ALL] == 6 && res.right[1][RL_EVAL_ALL] == 6);
+    RL_CHECK(t, !res.has_clip && isnan(res.clips[0].clip_score));
+    rl_eval_result_free(&res);
+    o.n_seeds = 0;
+    RL_CHECK(t, rl_eval_run(&res, &src, &o, &e) == RL_E_PARAM && strstr(e.msg, "seeds"));
+}
+
+// ---- the CLIP score ----------------------------------------------------------------------
+
+enum { CS_P = 12 };   // projection width of the test pair (odd on purpose: no SIMD multiple)
+
+static float cs_rand(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(*s >> 11) / 9007199254740992.0) * 2.0f - 1.0f;   // [-1, 1)
+}
+
+/* dir/clip_video/ with random weights (uniform, scaled by 1/sqrt(fan-in) so activations stay
+ * O(1)) for a text encoder D wide; config.json from the text (NULL: the right one). */
+static int cs_write_video(rl_test *t, const char *dir, int D, const char *config)
+{
+    char path[600];
+    rl_err e = { 0 };
+    rl_weights ws;
+    rl_weights_init(&ws, "clip_video");
+    uint64_t seed = 7;
+    rl_status rc = RL_OK;
+    snprintf(path, sizeof path, "%s/clip_video", dir);
+    mkdir(path, 0777);
+    for (int i = 0; i < RL_CLIPV_NCONV && !rc; i++) {
+        float *w, *b;
+        const int C = rl_clipv_ch[i], OC = rl_clipv_ch[i + 1];
+        char name[64];
+        snprintf(name, sizeof name, "visual.convs.%d.weight", i);
+        rc = rl_weights_add_new(&ws, name, 4, (int64_t[]){ OC, C, 3, 3 }, &w, &e);
+        snprintf(name, sizeof name, "visual.convs.%d.bias", i);
+        if (!rc) rc = rl_weights_add_new(&ws, name, 1, (int64_t[]){ OC }, &b, &e);
+        if (rc) break;
+        const float sc = 1.7f / sqrtf(9.0f * C);
+        for (int k = 0; k < OC * C * 9; k++) w[k] = sc * cs_rand(&seed);
+        for (int k = 0; k < OC; k++) b[k] = 0.1f * cs_rand(&seed);
+    }
+    float *vp, *tp, *ls;
+    const int CV = rl_clipv_ch[RL_CLIPV_NCONV];
+    if (!rc) rc = rl_weights_add_new(&ws, "visual_projection.weight", 2, (int64_t[]){ CS_P, CV }, &vp, &e);
+    if (!rc) rc = rl_weights_add_new(&ws, "text_projection.weight", 2, (int64_t[]){ CS_P, D }, &tp, &e);
+    if (!rc) rc = rl_weights_add_new(&ws, "logit_scale", 1, (int64_t[]){ 1 }, &ls, &e);
+    if (!rc) {
+        for (int k = 0; k < CS_P * CV; k++) vp[k] = cs_rand(&seed) / sqrtf((float)CV);
+        for (int k = 0; k < CS_P * D; k++) tp[k] = cs_rand(&seed) / sqrtf((float)D);
+        ls[0] = 2.6593f;
+        snprintf(path, sizeof path, "%s/clip_video/model.safetensors", dir);
+        rc = rl_weights_save_st(&ws, path, NULL, RL_F32, &e);
+    }
+    rl_weights_free(&ws);
+    if (!rl_test_check(t, rc == RL_OK, "clip_video written: %s", rc ? e.msg : "ok")) return 0;
+    char def[256];
+    snprintf(def, sizeof def, "{\"frames\": 4, \"channels\": [12, 32, 64, 64, 64], \"kernel\": 3, "
+             "\"stride\": 2, \"projection_dim\": %d, \"sample_size\": 64}", CS_P);
+    snprintf(path, sizeof path, "%s/clip_video/config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!RL_CHECK(t, f != NULL)) return 0;
+    fputs(config ? config : def, f);
+    fclose(f);
+    return 1;
+}
+
+/* The video encoder by hand, in double: keyframes k (F - 1) / 3 of frames (F, H, W, 3), conv
+ * 3x3 stride 2 pad 1 + SiLU four times, spatial mean, projection, L2 norm. emb (CS_P). */
+static void cs_video_ref(double *emb, const char *dir, const uint8_t *frames, int nf, int side)
+{
+    char path[600];
+    rl_weights ws;
+    rl_err e = { 0 };
+    rl_weights_init(&ws, "ref");
+    snprintf(path, sizeof path, "%s/clip_video/model.safetensors", dir);
+    if (rl_weights_load_st(&ws, path, NULL, &e)) return;
+    // (C, S, S) ping-pong buffers, as large as the widest layer at full size
+    double *in = malloc(sizeof(double) * 64 * side * side);
+    double *out = malloc(sizeof(double) * 64 * side * side);
+    for (int k = 0; k < 4; k++)
+        for (int ch = 0; ch < 3; ch++)
+            for (int p = 0; p < side * side; p++)
+                in[(k * 3 + ch) * side * side + p] =
+                    frames[((size_t)(k * (nf - 1) / 3) * side * side + p) * 3 + ch] / 127.5 - 1.0;
+    int S = side;
+    for (int i = 0; i < RL_CLIPV_NCONV; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "visual.convs.%d.weight", i);
+        const float *w = rl_weights_find(&ws, name)->data;
+        snprintf(name, sizeof name, "visual.convs.%d.bias", i);
+        const float *b = rl_weights_find(&ws, name)->data;
+        const int C = rl_clipv_ch[i], OC = rl_clipv_ch[i + 1], So = (S - 1) / 2 + 1;
+        for (int oc = 0; oc < OC; oc++)
+            for (int y = 0; y < So; y++)
+                for (int x = 0; x < So; x++) {
+                    double acc = b[oc];
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                const int iy = 2 * y + ky - 1, ix = 2 * x + kx - 1;
+                                if (iy < 0 || ix < 0 || iy >= S || ix >= S) continue;
+                                acc += (double)w[((oc * C + c) * 3 + ky) * 3 + kx] *
+                                       in[((size_t)c * S + iy) * S + ix];
+                            }
+                    out[((size_t)oc * So + y) * So + x] = acc / (1.0 + exp(-acc));   // SiLU
+                }
+        S = So;
+        double *tmp = in;
+        in = out;
+        out = tmp;
+    }
+    const int CV = rl_clipv_ch[RL_CLIPV_NCONV];
+    const float *vp = rl_weights_find(&ws, "visual_projection.weight")->data;
+    double n2 = 0;
+    for (int p = 0; p < CS_P; p++) {
+        emb[p] = 0;
+        for (int c = 0; c < CV; c++) {
+            double m = 0;
+            for (int q = 0; q < S * S; q++) m += in[(size_t)c * S * S + q];
+            emb[p] += vp[p * CV + c] * m / (S * S);
+        }
+        n2 += emb[p] * emb[p];
+    }
+    for (int p = 0; p < CS_P; p++) emb[p] /= sqrt(n2);
+    free(in);
+    free(out);
+    rl_weights_free(&ws);
+}
+
+static double max_diff(const float *a, const double *b, int n)
+{
+    double m = 0;
+    for (int i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+/* The scorer against references: the text side against the public API's text encoder
+ * (rl_encode_prompt, pooled at the first end token, projected by hand), the video side against
+ * a double-precision conv stack; frames of another size are resampled (2x2 pixel copies come
+ * back exactly); a folder without clip_video/ or with another encoder's config is refused. */
+static void test_clipscore(rl_test *t, const char *arg)
+{
+    (void)arg;
+    rl_err e = { 0 };
+    rl_clipscore *cs = NULL;
+    char tiny[4096], path[600], src[4200];
+    if (!RL_CHECK(t, realpath(rl_test_fixture_path(t, "models/tiny_a"), tiny) != NULL)) return;
+    rl_test_check(t, rl_clipscore_open(&cs, tiny, &e) == RL_E_MISSING && !cs &&
+                  strstr(e.msg, "clip_video"), "no clip_video/: %s", e.msg);
+
+    // a pair: tiny_a's tokenizer and text encoder (D = 32) with a random clip_video/
+    const char *dir = rl_test_tmp_path(t, "pair");
+    mkdir(dir, 0777);
+    for (int i = 0; i < 2; i++) {
+        const char *c = i ? "text_encoder" : "tokenizer";
+        snprintf(src, sizeof src, "%s/%s", tiny, c);
+        snprintf(path, sizeof path, "%s/%s", dir, c);
+        if (!RL_CHECK(t, symlink(src, path) == 0)) return;
+    }
+    if (!cs_write_video(t, dir, 32, NULL)) return;
+    if (!rl_test_check(t, rl_clipscore_open(&cs, dir, &e) == RL_OK, "open: %s",
+                       e.code ? e.msg : "ok"))
+        return;
+    RL_CHECK(t, rl_clipscore_dim(cs) == CS_P && rl_clipscore_size(cs) == 64);
+
+    // text: the public API's last_hidden_state at the first end token, projected, normalised
+    const char *prompt = "a blue star";   // short: the end token sits inside the sequence
+    float temb[CS_P];
+    RL_CHECK(t, rl_clipscore_text(cs, prompt, temb, &e) == RL_OK);
+    rl_ctx *ctx = NULL;
+    rl_bpe bpe = { 0 };
+    if (RL_CHECK(t, rl_ctx_open(&ctx, tiny, 1, &e) == RL_OK) &&
+        RL_CHECK(t, rl_tokfiles_open(&bpe, rl_test_fixture_path(t, "models/tiny_a/tokenizer"), &e) == RL_OK)) {
+        const rl_model_info mi = rl_ctx_info(ctx);
+        float *hid = rl_test_floats(t, (size_t)mi.text_len * mi.text_dim);
+        int *ids = rl_test_alloc(t, sizeof(int) * (size_t)mi.text_len);
+        RL_CHECK(t, rl_encode_prompt(ctx, prompt, hid, &e) == RL_OK &&
+                    rl_tokenize(ctx, prompt, ids, &e) == RL_OK);
+        const int eos = rl_clipt_first_eos(ids, mi.text_len, bpe.eos_id);
+        rl_weights ws;
+        rl_weights_init(&ws, "ref");
+        snprintf(path, sizeof path, "%s/clip_video/model.safetensors", dir);
+        if (RL_CHECK(t, rl_weights_load_st(&ws, path, NULL, &e) == RL_OK)) {
+            const float *tp = rl_weights_find(&ws, "text_projection.weight")->data;
+            double ref[CS_P], n2 = 0;
+            for (int p = 0; p < CS_P; p++) {
+                ref[p] = 0;
+                for (int d = 0; d < mi.text_dim; d++)
+                    ref[p] += (double)tp[p * mi.text_dim + d] * hid[(size_t)eos * mi.text_dim + d];
+                n2 += ref[p] * ref[p];
+            }
+            for (int p = 0; p < CS_P; p++) ref[p] /= sqrt(n2);
+            // the same float encoder on both sides (batch 1 vs 2 under CFG may round apart);
+            // the projection sums 32 terms: 1e-5 of a unit vector
+            const double d = max_diff(temb, ref, CS_P);
+            rl_test_check(t, d < 1e-5, "text embedding vs rl_encode_prompt: max diff %.2e (eos at %d)",
+                          d, eos);
+        }
+        rl_weights_free(&ws);
+    }
+    rl_bpe_free(&bpe);
+    rl_ctx_close(&ctx);
+
+    // video: a ground-truth clip against the double reference
+    rl_shapes_attr a = { RL_BG_GRAY, RL_COLOR_BLUE, RL_SHAPE_STAR, RL_MOTION_SPINNING };
+    rl_shapes_spec sp;
+    RL_CHECK(t, rl_shapes_spec_from_attr(&sp, &a, 5, &e) == RL_OK);
+    uint8_t *clip = rl_test_alloc(t, (size_t)F * 64 * 64 * 3);
+    uint8_t *big = rl_test_alloc(t, (size_t)F * 128 * 128 * 3);
+    rl_shapes_render_u8(clip, &sp, F, 64, 64);
+    float vemb[CS_P], vbig[CS_P];
+    double vref[CS_P];
+    RL_CHECK(t, rl_clipscore_video(cs, clip, F, 64, 64, vemb, &e) == RL_OK);
+    cs_video_ref(vref, dir, clip, F, 64);
+    // float convs over at most 576 terms, then a mean and a 64-term projection: 2e-5
+    const double dv = max_diff(vemb, vref, CS_P);
+    rl_test_check(t, dv < 2e-5, "video embedding vs double reference: max diff %.2e", dv);
+    double n2 = 0;
+    for (int p = 0; p < CS_P; p++) n2 += (double)vemb[p] * vemb[p];
+    const float cs_tv = rl_clipscore_cos(temb, vemb, CS_P);
+    rl_test_check(t, fabs(n2 - 1) < 1e-5 && cs_tv >= -1 && cs_tv <= 1, "unit norm (%.7f), "
+                  "cosine %.4f", n2, cs_tv);
+    // the same clip at 128 x 128 in 2x2 pixel copies: bilinear at half-pixel centres gives
+    // back exactly the 64 x 64 frames
+    for (int f = 0; f < F; f++)
+        for (int y = 0; y < 128; y++)
+            for (int x = 0; x < 128; x++)
+                memcpy(big + (((size_t)f * 128 + y) * 128 + x) * 3,
+                       clip + (((size_t)f * 64 + y / 2) * 64 + x / 2) * 3, 3);
+    RL_CHECK(t, rl_clipscore_video(cs, big, F, 128, 128, vbig, &e) == RL_OK);
+    rl_test_check(t, !memcmp(vbig, vemb, sizeof vemb), "128 x 128 in 2x2 copies: the same "
+                  "embedding bit for bit");
+    RL_CHECK(t, rl_clipscore_video(cs, clip, 0, 64, 64, vbig, &e) == RL_E_PARAM);
+    rl_clipscore_close(&cs);
+    rl_clipscore_close(&cs);   // idempotent
+
+    // another encoder's config is refused by name
+    if (!cs_write_video(t, dir, 32, "{\"frames\": 8, \"projection_dim\": 12}")) return;
+    rl_test_check(t, rl_clipscore_open(&cs, dir, &e) == RL_E_FORMAT && !cs &&
+                  strstr(e.msg, "another clip encoder"), "frames 8: %s", e.msg);
+    // a projection that does not fit the text encoder: RL_E_SHAPE naming the tensor
+    if (!cs_write_video(t, dir, 24, NULL)) return;
+    rl_test_check(t, rl_clipscore_open(&cs, dir, &e) == RL_E_SHAPE && !cs &&
+                  strstr(e.msg, "text_projection"), "text_projection for D = 24: %s", e.msg);
+}
+
 int main(int argc, char **argv)
 {
     return rl_test_run(argc, argv, (rl_test_case[]){
@@ -616,6 +893,8 @@ int main(int argc, char **argv)
         { "eval_flicker", test_eval_flicker, NULL },
         { "eval_model_rows", test_eval_model_rows, NULL },
         { "eval_report", test_eval_report, NULL },
+        { "eval_seeds", test_eval_seeds, NULL },
+        { "clipscore", test_clipscore, NULL },
         { 0 },
     });
 }

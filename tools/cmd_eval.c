@@ -5,9 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tools/cli.h"
 #include "tools/progress.h"
+#include "tools/shapes/clipscore.h"
 #include "tools/shapes/eval.h"
 #ifdef RL_HAVE_CMD_GENERATE
 #include "core/reel.h"
@@ -30,17 +33,28 @@ static const char usage_text[] =
     "  guidance effect  joint adherence at guidance 1 vs the default (does CFG help?)\n"
     "  negative prompt  share of clips in colour X with X as negative prompt vs without\n"
     "  prompt travel    colour A -> B over the clip: per-frame position on the line A..B\n"
+    "  CLIP score       cosine of the prompt's and the clip's embeddings under the model\n"
+    "                   folder's CLIP pair (text_encoder/ + clip_video/, as `reel train clip`\n"
+    "                   writes them), per set, beside the same score on the ground-truth clips\n"
+    "                   and on mismatched prompts (the chance level); n/a without clip_video/\n"
     "  seconds per clip\n"
     "\n"
     "sources:\n"
     "  --real          the prompts rendered exactly (the ceiling: what a perfect model scores);\n"
-    "                  the model rows are n/a\n"
-    "  --model DIR     a model folder in diffusers layout (default presets/models/shapes)\n"
+    "                  guidance, negative prompt and travel are n/a; the CLIP score uses the\n"
+    "                  CLIP pair of --model DIR when given (or of the default model)\n"
+    "  --model DIR     a model folder in diffusers layout (default: $REEL_MODEL, else\n"
+    "                  presets/models/shapes)\n"
     "\n"
     "options:\n"
-    "  --prompts N     prompts per set (default 48; the set is fixed, N takes the first N)\n"
-    "  --steps N       denoising steps (default: the model's preset)\n"
-    "  --guidance G    guidance scale for the adherence rows (default: the model's preset)\n"
+    "  --prompts N, -n N   prompts per set (default 48; the set is fixed, N takes the first N);\n"
+    "                  also caps the guidance (16), negative (16) and travel (8) prompts\n"
+    "  --seeds K       seeds per prompt (default 1): K clips of every prompt\n"
+    "  --frames N      frames per clip (default 16)\n"
+    "  --size N        frame side in pixels, a multiple of 8 (default 64)\n"
+    "  --steps N       denoising steps (default 25)\n"
+    "  --guidance G    guidance scale for the adherence rows (default 7.5); the guidance row\n"
+    "                  compares it with 1\n"
     "  --threads N     CPU threads for the model (default: all)\n"
     "  --json          print everything (table and per-clip verdicts) as JSON instead\n"
     "  --report DIR    also write DIR/index.html: the table, then every clip (MP4) beside its\n"
@@ -52,6 +66,7 @@ static const char usage_text[] =
     "  reel eval --real                      the analyzer's ceiling, in a second\n"
     "  reel eval --model presets/models/shapes --report out/eval\n"
     "  reel eval --prompts 8 --steps 10 --json > quick.json\n"
+    "  reel eval --model M -n 2 --steps 2 --frames 8 --size 32   a smoke run in seconds\n"
     "\n"
     "exit status: 0 done, 2 bad option, 3 file error, 4 bad model, 1 other failure\n";
 
@@ -106,6 +121,32 @@ static rl_status model_gen(void *user, const rl_eval_req *req, uint8_t *frames, 
 }
 #endif
 
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A folder next to the executable's source tree (build/tools/reel -> <root>/<rel>), in the
+ * installed data folder, or relative to the current folder (as `reel generate` looks). */
+static const char *data_path(const char *rel, char *buf, size_t cap)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        static const char *const up[] = { "/../..", "/..", "/../share/reel" };
+        for (size_t i = 0; i < sizeof up / sizeof up[0]; i++) {
+            snprintf(buf, cap, "%s%s/%s", exe, up[i], rel);
+            if (is_dir(buf)) return buf;
+        }
+    }
+    snprintf(buf, cap, "%s", rel);
+    return buf;
+}
+
 static void show_progress(void *user, int i, int n)
 {
     rl_progress_update(user, 0, "eval", i, n, "clips");
@@ -113,8 +154,9 @@ static void show_progress(void *user, int i, int n)
 
 int rl_cmd_eval(int argc, char **argv)
 {
-    const char *model_dir = "presets/models/shapes", *report = NULL;
-    int real = 0, json = 0, quiet = 0, threads = 0, steps = 0, prompts = -1;
+    const char *model_dir = NULL, *report = NULL;
+    int real = 0, json = 0, quiet = 0, threads = 0, steps = 0, prompts = -1, seeds = 1;
+    int frames = RL_SHAPES_FRAMES, size = 64;
     double guidance = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -125,8 +167,19 @@ int rl_cmd_eval(int argc, char **argv)
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--model") && has_val) model_dir = argv[++i];
         else if (!strcmp(a, "--report") && has_val) report = argv[++i];
-        else if (!strcmp(a, "--prompts") && has_val) {
+        else if ((!strcmp(a, "--prompts") || !strcmp(a, "-n") || !strcmp(a, "--n")) && has_val) {
             if (rl_cli_int(argv[++i], "--prompts", 1, RL_EVAL_MAX_SET, &prompts)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--seeds") && has_val) {
+            if (rl_cli_int(argv[++i], "--seeds", 1, RL_EVAL_MAX_SEEDS, &seeds)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--frames") && has_val) {
+            if (rl_cli_int(argv[++i], "--frames", 1, RL_SHAPES_MAX_FRAMES, &frames))
+                return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--size") && has_val) {
+            if (rl_cli_int(argv[++i], "--size", 8, 4096, &size)) return RL_EXIT_USAGE;
+            if (size % 8) {
+                fprintf(stderr, "reel: --size must be a multiple of 8, not %d\n", size);
+                return RL_EXIT_USAGE;
+            }
         } else if (!strcmp(a, "--steps") && has_val) {
             if (rl_cli_int(argv[++i], "--steps", 1, 1000, &steps)) return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--threads") && has_val) {
@@ -136,6 +189,8 @@ int rl_cmd_eval(int argc, char **argv)
         } else {
             fprintf(stderr, "reel eval: %s '%s' (see 'reel eval --help')\n", a[0] == '-' && !has_val &&
                     (!strcmp(a, "--model") || !strcmp(a, "--report") || !strcmp(a, "--prompts") ||
+                     !strcmp(a, "-n") || !strcmp(a, "--n") || !strcmp(a, "--seeds") ||
+                     !strcmp(a, "--frames") || !strcmp(a, "--size") ||
                      !strcmp(a, "--steps") || !strcmp(a, "--threads") || !strcmp(a, "--guidance"))
                     ? "missing value after" : "unknown option", a);
             return RL_EXIT_USAGE;
@@ -150,26 +205,88 @@ int rl_cmd_eval(int argc, char **argv)
         if (o.n_travel > prompts) o.n_travel = prompts;
     }
     o.keep_frames = report != NULL;
+    o.n_seeds = seeds;
+    o.F = frames;
+    o.H = o.W = size;
+    if (o.n_guidance > o.n_in * seeds) o.n_guidance = o.n_in * seeds;
+
+    // the model folder: --model, $REEL_MODEL, or the default model beside the executable
+    const int model_given = model_dir != NULL;
+    char model_buf[4200];
+    if (!model_dir) {
+        const char *env = getenv("REEL_MODEL");
+        model_dir = env && *env ? env : data_path("presets/models/shapes", model_buf,
+                                                  sizeof model_buf);
+    }
+    if (!real && !is_dir(model_dir)) {
+        fprintf(stderr, "reel: model folder %s not found (use --model DIR or set REEL_MODEL)\n",
+                model_dir);
+        return RL_EXIT_IO;
+    }
+    if (report) {
+        // fail before the clips are made, not after
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", report);
+        char *slash = strrchr(parent, '/');
+        while (slash && slash > parent && slash[1] == 0) {
+            *slash = 0;
+            slash = strrchr(parent, '/');
+        }
+        if (!slash) snprintf(parent, sizeof parent, ".");
+        else if (slash == parent) parent[1] = 0;
+        else *slash = 0;
+        if (!is_dir(parent) || access(parent, W_OK | X_OK) != 0) {
+            fprintf(stderr, "reel: cannot write the report %s: folder %s is missing or not "
+                    "writable\n", report, parent);
+            return RL_EXIT_IO;
+        }
+    }
+
+    // the CLIP pair for the CLIP score: n/a (with the reason) when the folder has none
+    rl_err err = { 0 };
+    rl_clipscore *clip = NULL;
+    char clip_na[4400] = "";
+    char cv[4300];
+    snprintf(cv, sizeof cv, "%s/clip_video", model_dir);
+    if (!is_dir(cv)) {
+        snprintf(clip_na, sizeof clip_na, "%s has no clip_video/ (a CLIP pair from `reel train "
+                 "clip`)", model_dir);
+    } else if (rl_clipscore_open(&clip, model_dir, &err) != RL_OK) {
+        if (real && !model_given) {
+            snprintf(clip_na, sizeof clip_na, "%s", err.msg);
+        } else {
+            fprintf(stderr, "reel: CLIP pair: %s\n", err.msg);
+            return RL_EXIT_MODEL;
+        }
+    }
+    o.clip = clip;
+    o.clip_na = clip_na;
     rl_progress prog;
     rl_progress_init(&prog, quiet);
     o.progress = show_progress;
     o.progress_user = &prog;
 
-    rl_err err = { 0 };
     rl_eval_source src = rl_eval_source_truth();
     rl_status rc = RL_OK;
 #ifdef RL_HAVE_CMD_GENERATE
     model_src m = { .steps = steps, .guidance = (float)guidance };
-    char name[160];
+    char name[4300];
     if (!real) {
-        if ((rc = rl_ctx_open(&m.ctx, model_dir, threads, &err)) != RL_OK) return rl_cli_fail(&err);
+        if ((rc = rl_ctx_open(&m.ctx, model_dir, threads, &err)) != RL_OK) {
+            rl_clipscore_close(&clip);
+            const int status = rl_cli_fail(&err);
+            return status == RL_EXIT_USAGE ? RL_EXIT_MODEL : status;
+        }
         snprintf(name, sizeof name, "model %s", model_dir);
-        src = (rl_eval_source){ .name = name, .gen = model_gen, .user = &m, .model = 1 };
+        src = (rl_eval_source){ .name = name, .gen = model_gen, .user = &m, .model = 1,
+                                .guidance = guidance > 0 ? (float)guidance
+                                                         : rl_gen_default_params().guidance };
     }
 #else
     if (!real) {
         fprintf(stderr, "reel eval: this build has no generation pipeline yet, so it cannot run "
                 "the model in %s; 'reel eval --real' measures the ground truth\n", model_dir);
+        rl_clipscore_close(&clip);
         return RL_EXIT_USAGE;
     }
     (void)steps; (void)threads; (void)guidance;
@@ -181,6 +298,7 @@ int rl_cmd_eval(int argc, char **argv)
 #ifdef RL_HAVE_CMD_GENERATE
     rl_ctx_close(&m.ctx);
 #endif
+    rl_clipscore_close(&clip);
     if (rc != RL_OK) return rl_cli_fail(&err);
     if (json) rl_eval_print_json(stdout, &res);
     else rl_eval_print_table(stdout, &res);

@@ -30,6 +30,7 @@ static double now(void)
 
 static rl_status truth_gen(void *user, const rl_eval_req *req, uint8_t *frames, rl_err *err)
 {
+    (void)user;
     rl_shapes_attr a;
     rl_shapes_spec s;
     rl_status rc = rl_shapes_caption_parse(&a, req->prompt, err);
@@ -54,7 +55,8 @@ rl_eval_source rl_eval_source_truth(void)
 rl_eval_opts rl_eval_default_opts(void)
 {
     return (rl_eval_opts){ .F = RL_SHAPES_FRAMES, .H = 64, .W = 64, .n_in = 48, .n_heldout = 48,
-                           .n_guidance = 16, .n_negative = 16, .n_travel = 8 };
+                           .n_seeds = 1, .n_guidance = 16, .n_negative = 16, .n_travel = 8,
+                           .clip_na = "no CLIP pair given" };
 }
 
 void rl_eval_prompt(int set, int i, char prompt[96], rl_shapes_attr *want, uint64_t *seed)
@@ -151,6 +153,32 @@ static rl_status one(runner *r, const rl_eval_req *req, rl_shapes_analysis *got,
     return rc;
 }
 
+/* Per set: mean CLIP score of the clips and of the ground truth, and the mean over mismatched
+ * pairs (clip i against the prompt of clip j of the same set, a different prompt): the score
+ * that a clip unrelated to its prompt gets. temb, vemb (n_clips, P). */
+static void clip_means(rl_eval_result *res, const float *temb, const float *vemb, int P)
+{
+    for (int s = 0; s < 2; s++) {
+        double gen = 0, truth = 0, mis = 0;
+        long n = 0, n_mis = 0;
+        for (int i = 0; i < res->n_clips; i++) {
+            const rl_eval_clip *c = &res->clips[i];
+            if (c->set != s) continue;
+            gen += c->clip_score;
+            truth += c->clip_truth;     // NAN for a source without a model: stays NAN
+            n++;
+            for (int j = 0; j < res->n_clips; j++) {
+                if (res->clips[j].set != s || !strcmp(res->clips[j].prompt, c->prompt)) continue;
+                mis += rl_clipscore_cos(temb + (size_t)j * P, vemb + (size_t)i * P, P);
+                n_mis++;
+            }
+        }
+        res->clip_gen[s] = n ? gen / n : NAN;
+        res->clip_truth[s] = n ? truth / n : NAN;
+        res->clip_mismatch[s] = n_mis ? mis / n_mis : NAN;
+    }
+}
+
 // ---- the run --------------------------------------------------------------------------------
 
 void rl_eval_result_free(rl_eval_result *res)
@@ -169,35 +197,52 @@ rl_status rl_eval_run(rl_eval_result *res, const rl_eval_source *src, const rl_e
         o->W > 4096 || o->n_in < 0 || o->n_heldout < 0 || o->n_in > RL_EVAL_MAX_SET ||
         o->n_heldout > RL_EVAL_MAX_SET || o->n_in + o->n_heldout == 0 || o->n_guidance < 0 ||
         (src->model && o->n_guidance > o->n_in) || o->n_negative < 0 || o->n_travel < 0 ||
-        o->n_negative > RL_EVAL_MAX_SET || o->n_travel > RL_EVAL_MAX_SET)
-        return rl_errf(err, RL_E_PARAM, "eval: %d frames of %d x %d, %d + %d prompts (guidance %d, "
-                       "negative %d, travel %d): expected 1..%d frames of 8..4096 px, 0..%d prompts "
-                       "per set (at least one), guidance prompts <= in-distribution prompts (for a model)",
-                       o->F, o->H, o->W, o->n_in, o->n_heldout, o->n_guidance, o->n_negative,
-                       o->n_travel, RL_SHAPES_MAX_FRAMES, RL_EVAL_MAX_SET);
+        o->n_negative > RL_EVAL_MAX_SET || o->n_travel > RL_EVAL_MAX_SET || o->n_seeds < 1 ||
+        o->n_seeds > RL_EVAL_MAX_SEEDS)
+        return rl_errf(err, RL_E_PARAM, "eval: %d frames of %d x %d, %d + %d prompts x %d seeds "
+                       "(guidance %d, negative %d, travel %d): expected 1..%d frames of 8..4096 px, "
+                       "0..%d prompts per set (at least one), 1..%d seeds, guidance prompts <= "
+                       "in-distribution prompts (for a model)", o->F, o->H, o->W, o->n_in,
+                       o->n_heldout, o->n_seeds, o->n_guidance, o->n_negative, o->n_travel,
+                       RL_SHAPES_MAX_FRAMES, RL_EVAL_MAX_SET, RL_EVAL_MAX_SEEDS);
     const size_t clip_bytes = (size_t)o->F * o->H * o->W * 3;
+    const int NS = o->n_seeds, P = o->clip ? rl_clipscore_dim(o->clip) : 0;
     runner r = { .src = src, .o = o };
     rl_status rc = RL_OK;
+    float *temb = NULL, *vemb = NULL, *gemb = NULL;   // (n_clips, P) text, clip, ground truth
     r.frames = malloc(clip_bytes);
     r.mask = malloc((size_t)o->H * o->W);
-    res->n_clips = o->n_in + o->n_heldout;
+    res->n_clips = (o->n_in + o->n_heldout) * NS;
     res->clips = calloc((size_t)res->n_clips, sizeof *res->clips);
-    if (!r.frames || !r.mask || !res->clips) {
+    if (o->clip) {
+        temb = malloc((size_t)res->n_clips * P * sizeof(float));
+        vemb = malloc((size_t)res->n_clips * P * sizeof(float));
+        gemb = malloc((size_t)res->n_clips * P * sizeof(float));
+    }
+    if (!r.frames || !r.mask || !res->clips || (o->clip && (!temb || !vemb || !gemb))) {
         rc = rl_errf(err, RL_E_NOMEM, "eval: no memory for %d clips", res->n_clips);
         goto fail;
     }
     snprintf(res->source, sizeof res->source, "%s", src->name);
     res->F = o->F; res->H = o->H; res->W = o->W;
     res->model = src->model;
+    res->n_seeds = NS;
+    res->guidance = src->guidance;
     snprintf(res->na_reason, sizeof res->na_reason, "%s", src->model ? "" : src->na_reason);
+    res->has_clip = o->clip != NULL;
+    snprintf(res->clip_na, sizeof res->clip_na, "%s", o->clip ? "" : o->clip_na ? o->clip_na : "");
     r.total = res->n_clips + (src->model ? o->n_guidance + 2 * o->n_negative + o->n_travel : 0);
 
     // -- adherence, persistence, flicker, time
     double flick = 0, secs = 0;
     for (int i = 0; i < res->n_clips; i++) {
         rl_eval_clip *c = &res->clips[i];
-        c->set = i >= o->n_in;
-        rl_eval_prompt(c->set, c->set ? i - o->n_in : i, c->prompt, &c->want, &c->seed);
+        // clips in order: set, prompt, seed
+        c->set = i >= o->n_in * NS;
+        const int j = c->set ? i - o->n_in * NS : i;
+        rl_eval_prompt(c->set, j / NS, c->prompt, &c->want, &c->seed);
+        c->seed += (uint64_t)(j % NS) * RL_EVAL_SEED_STRIDE;
+        c->clip_score = c->clip_truth = NAN;
         const rl_eval_req req = { .prompt = c->prompt, .seed = c->seed, .F = o->F, .H = o->H,
                                   .W = o->W };
         if ((rc = one(&r, &req, &c->got, &c->seconds, err)) != RL_OK) goto fail;
@@ -220,7 +265,22 @@ rl_status rl_eval_run(rl_eval_result *res, const rl_eval_source *src, const rl_e
             }
             memcpy(c->frames, r.frames, clip_bytes);
         }
+        if (o->clip) {
+            // the clip, then (for a model) the ground truth of the same prompt and seed
+            float *t = temb + (size_t)i * P, *v = vemb + (size_t)i * P, *g = gemb + (size_t)i * P;
+            if ((rc = rl_clipscore_text(o->clip, c->prompt, t, err)) != RL_OK ||
+                (rc = rl_clipscore_video(o->clip, r.frames, o->F, o->H, o->W, v, err)) != RL_OK)
+                goto fail;
+            c->clip_score = rl_clipscore_cos(t, v, P);
+            if (src->model) {
+                if ((rc = truth_gen(NULL, &req, r.frames, err)) != RL_OK ||
+                    (rc = rl_clipscore_video(o->clip, r.frames, o->F, o->H, o->W, g, err)) != RL_OK)
+                    goto fail;
+                c->clip_truth = rl_clipscore_cos(t, g, P);
+            }
+        }
     }
+    if (o->clip) clip_means(res, temb, vemb, P);
     res->flicker = flick / res->n_clips;
     res->sec_per_clip = secs / res->n_clips;
     if (!src->model) goto done;
@@ -292,10 +352,16 @@ rl_status rl_eval_run(rl_eval_result *res, const rl_eval_source *src, const rl_e
 done:
     free(r.frames);
     free(r.mask);
+    free(temb);
+    free(vemb);
+    free(gemb);
     return RL_OK;
 fail:
     free(r.frames);
     free(r.mask);
+    free(temb);
+    free(vemb);
+    free(gemb);
     rl_eval_result_free(res);
     return rc;
 }
@@ -309,9 +375,12 @@ static double pct(int a, int n)
 
 void rl_eval_print_table(FILE *f, const rl_eval_result *res)
 {
-    fprintf(f, "source: %s\nclips: %d (%d in-distribution, %d with a held-out pair), %d frames "
-            "of %dx%d\n\n", res->source, res->n_clips, res->total[0], res->total[1], res->F,
-            res->H, res->W);
+    fprintf(f, "source: %s\nclips: %d (%d in-distribution, %d with a held-out pair", res->source,
+            res->n_clips, res->total[0], res->total[1]);
+    if (res->n_seeds > 1) fprintf(f, "; %d seeds per prompt", res->n_seeds);
+    fprintf(f, "), %d frames of %dx%d", res->F, res->H, res->W);
+    if (res->guidance > 0) fprintf(f, ", guidance %g", (double)res->guidance);
+    fprintf(f, "\n\n");
     fprintf(f, "%-34s %-20s %-20s\n", "adherence", set_name[0], set_name[1]);
     for (int k = 0; k < RL_EVAL_N_ATTR; k++) {
         fprintf(f, "  %-32s", k == RL_EVAL_BG ? "background (when stated)" : attr_name[k]);
@@ -333,16 +402,39 @@ void rl_eval_print_table(FILE *f, const rl_eval_result *res)
                  res->persistent[s], res->total[s]);
         fprintf(f, " %-20s", cell);
     }
-    fprintf(f, "\n\n%-34s %.3f levels RMS (temporal frequencies >= F/4, background pixels)\n",
+    fprintf(f, "\n");
+    if (!res->has_clip) {
+        fprintf(f, "  %-32s n/a: %s\n", "CLIP score (prompt vs clip)", res->clip_na);
+    } else {
+        const char *rows[3] = { res->model ? "CLIP score (prompt vs clip)"
+                                           : "CLIP score (prompt vs truth)",
+                                "  same on ground-truth clips", "  mismatched prompts (chance)" };
+        for (int k = 0; k < 3; k++) {
+            if (k == 1 && !res->model) continue;   // the source is the ground truth
+            fprintf(f, "  %-32s", rows[k]);
+            for (int s = 0; s < 2; s++) {
+                const double v = k == 0 ? res->clip_gen[s] : k == 1 ? res->clip_truth[s]
+                                                                    : res->clip_mismatch[s];
+                char cell[32];
+                if (res->total[s] && isfinite(v)) snprintf(cell, sizeof cell, "%7.3f", v);
+                else snprintf(cell, sizeof cell, "     -");
+                fprintf(f, " %-20s", cell);
+            }
+            fprintf(f, "\n");
+        }
+    }
+    fprintf(f, "\n%-34s %.3f levels RMS (temporal frequencies >= F/4, background pixels)\n",
             "background flicker", res->flicker);
     if (!res->model) {
         fprintf(f, "%-34s n/a: %s\n", "guidance effect", res->na_reason);
         fprintf(f, "%-34s n/a: %s\n", "negative-prompt effect", res->na_reason);
         fprintf(f, "%-34s n/a: %s\n", "prompt travel colour", res->na_reason);
     } else {
-        fprintf(f, "%-34s all attributes %.1f%% at guidance 1 vs %.1f%% at the default (%d "
-                "prompts)\n", "guidance effect", pct(res->guid_right_one, res->n_guidance),
-                pct(res->guid_right_default, res->n_guidance), res->n_guidance);
+        char gs[32] = "the default";
+        if (res->guidance > 0) snprintf(gs, sizeof gs, "%g", (double)res->guidance);
+        fprintf(f, "%-34s all attributes %.1f%% at guidance 1 vs %.1f%% at %s (%d clips)\n",
+                "guidance effect", pct(res->guid_right_one, res->n_guidance),
+                pct(res->guid_right_default, res->n_guidance), gs, res->n_guidance);
         fprintf(f, "%-34s clips showing colour X: %.1f%% with X as negative prompt vs %.1f%% "
                 "without (%d prompts)\n", "negative-prompt effect",
                 pct(res->neg_x_with, res->n_negative), pct(res->neg_x_without, res->n_negative),
@@ -366,6 +458,13 @@ static void json_str(FILE *f, const char *s)
         else fputc(c, f);
     }
     fputc('"', f);
+}
+
+// a number, or null when it is not finite (JSON has no NaN)
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.6f", v);
+    else fprintf(f, "null");
 }
 
 // The word for attribute k (RL_EVAL_BG .. RL_EVAL_MOTION) of a; NULL when unset.
@@ -409,7 +508,27 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res)
         fprintf(f, ", \"persistence\": {\"rate\": %.6f, \"n\": %d}}",
                 res->total[s] ? (double)res->persistent[s] / res->total[s] : 0.0, res->total[s]);
     }
-    fprintf(f, "\n  },\n  \"background_flicker\": %.6f,\n  \"seconds_per_clip\": %.6f,\n",
+    fprintf(f, "\n  },\n  \"seeds_per_prompt\": %d, \"guidance_scale\": ", res->n_seeds);
+    json_num(f, res->guidance > 0 ? res->guidance : NAN);
+    fprintf(f, ",\n  \"clip_score\": ");
+    if (!res->has_clip) {
+        fprintf(f, "null, \"clip_score_na\": ");
+        json_str(f, res->clip_na);
+    } else {
+        static const char *const ck[3] = { "clips", "ground_truth", "mismatched" };
+        for (int k = 0; k < 3; k++) {
+            fprintf(f, "%s\"%s\": {", k ? ", " : "{", ck[k]);
+            for (int s = 0; s < 2; s++) {
+                fprintf(f, "%s\"%s\": ", s ? ", " : "", set_key[s]);
+                const double v = k == 0 ? res->clip_gen[s] : k == 1 ? res->clip_truth[s]
+                                                                    : res->clip_mismatch[s];
+                json_num(f, k == 1 && !res->model ? res->clip_gen[s] : v);
+            }
+            fprintf(f, "}");
+        }
+        fprintf(f, "}");
+    }
+    fprintf(f, ",\n  \"background_flicker\": %.6f,\n  \"seconds_per_clip\": %.6f,\n",
             res->flicker, res->sec_per_clip);
     if (!res->model) {
         fprintf(f, "  \"guidance\": null, \"negative\": null, \"travel\": null, \"na_reason\": ");
@@ -439,8 +558,12 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res)
         json_attr(f, &c->want);
         fprintf(f, ", \"got\": ");
         json_attr(f, &c->got.a);
-        fprintf(f, ", \"persistent\": %s, \"flicker\": %.4f, \"seconds\": %.6f}",
-                c->got.persistent ? "true" : "false", c->flicker, c->seconds);
+        fprintf(f, ", \"persistent\": %s, \"flicker\": %.4f, \"clip_score\": ",
+                c->got.persistent ? "true" : "false", c->flicker);
+        json_num(f, c->clip_score);
+        fprintf(f, ", \"clip_score_truth\": ");
+        json_num(f, c->clip_truth);
+        fprintf(f, ", \"seconds\": %.6f}", c->seconds);
     }
     fprintf(f, "\n  ]\n}\n");
 }
@@ -532,15 +655,22 @@ rl_status rl_eval_write_report(const char *dir, const rl_eval_result *res, rl_er
             fprintf(f, "</b><br>seed %llu<br>", (unsigned long long)c->seed);
             for (int k = 0; k < RL_EVAL_ALL; k++) {
                 if (c->hit[k] < 0) continue;
-                fprintf(f, "%s: <span class=\"%s\">%s</span> (%.2f)<br>", attr_name[k],
+                fprintf(f, "%s: <span class=\"%s\">%s</span> (%.2f)", attr_name[k],
                         c->hit[k] ? "ok" : "bad",
                         attr_word(k, &c->got.a) ? attr_word(k, &c->got.a) : "none",
                         k == RL_EVAL_BG ? c->got.bg_conf : k == RL_EVAL_COLOR ? c->got.color_conf
                         : k == RL_EVAL_SHAPE ? c->got.shape_conf : c->got.motion_conf);
+                if (!c->hit[k]) fprintf(f, ", wanted %s", attr_word(k, &c->want));
+                fprintf(f, "<br>");
             }
-            fprintf(f, "objects: <span class=\"%s\">%s</span>; flicker %.2f</div>\n",
+            fprintf(f, "objects: <span class=\"%s\">%s</span>; flicker %.2f",
                     c->got.persistent ? "ok" : "bad",
                     c->got.persistent ? "one in every frame" : "not one in every frame", c->flicker);
+            if (isfinite(c->clip_score)) {
+                fprintf(f, "<br>CLIP score %.3f", c->clip_score);
+                if (isfinite(c->clip_truth)) fprintf(f, " (ground truth %.3f)", c->clip_truth);
+            }
+            fprintf(f, "</div>\n");
         }
         fprintf(f, "</div>\n");
     }

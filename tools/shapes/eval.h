@@ -15,8 +15,15 @@
  *   prompt travel        colour A at the first frame travelling to B at the last: per frame, the
  *                        object colour's position t on the line A -> B (0 at A, 1 at B), mean
  *                        over the travel prompts, and the shares that start at A and end at B;
+ *   CLIP score           cosine between the prompt's and the clip's embeddings under the model
+ *                        folder's CLIP pair (clipscore.h: text encoder pooled at the end token
+ *                        -> text_projection; clip_video/ frame encoder -> visual_projection),
+ *                        per set; for a model source also on the ground-truth render of each
+ *                        prompt and seed, and for both the mean over mismatched pairs (clip i
+ *                        against the other clips' prompts of its set: the chance level);
  *   seconds per clip     wall time of the source per clip.
- * The last four need a model; for a source without one they are n/a with the reason.
+ * Guidance, negative prompt and travel need a model; for a source without one they are n/a
+ * with the reason. The CLIP score is n/a without a CLIP pair (opts.clip NULL, opts.clip_na).
  *
  * The clip source is a function pointer, so ground-truth renders (the ceiling) and a model
  * (through core/reel.h, set up by tools/cmd_eval.c) run through the same code. */
@@ -28,10 +35,13 @@
 
 #include "core/err.h"
 #include "tools/shapes/analyze.h"
+#include "tools/shapes/clipscore.h"
 #include "tools/shapes/world.h"
 
 #define RL_EVAL_PROMPT_SEED 0x5eed0e7a11ull   // the fixed prompt set
 #define RL_EVAL_MAX_SET 512
+#define RL_EVAL_MAX_SEEDS 64
+#define RL_EVAL_SEED_STRIDE 100000ull   // seed k of a prompt: its base seed + k * this
 
 /* One clip to make. */
 typedef struct {
@@ -53,6 +63,7 @@ typedef struct {
     void *user;
     int model;                 // 1: follows guidance, negative prompts and travel
     const char *na_reason;     // why the model rows are n/a when !model
+    float guidance;            // guidance of the adherence clips (shown; 0: not applicable)
 } rl_eval_source;
 
 /* The ground-truth source: parses the prompt and renders it (unstated background and colour
@@ -62,8 +73,11 @@ rl_eval_source rl_eval_source_truth(void);
 typedef struct {
     int F, H, W;                              // clip size (16, 64, 64)
     int n_in, n_heldout;                      // prompts per set (48, 48), <= RL_EVAL_MAX_SET
+    int n_seeds;                              // seeds per prompt (1), 1..RL_EVAL_MAX_SEEDS
     int n_guidance, n_negative, n_travel;     // prompts for the model rows (16, 16, 8)
     int keep_frames;                          // keep every clip's frames (for the report)
+    rl_clipscore *clip;                       // CLIP pair for the CLIP score; NULL: n/a
+    const char *clip_na;                      // why, when clip is NULL
     void (*progress)(void *user, int i, int n);   // optional: clip i (1-based) of n
     void *progress_user;
 } rl_eval_opts;
@@ -84,6 +98,8 @@ typedef struct {
     rl_shapes_analysis got;
     int hit[RL_EVAL_N_ATTR];   // 1 right, 0 wrong, -1 not scored (unstated background)
     float flicker;             // RMS levels
+    float clip_score;          // cosine of prompt and clip embeddings; NAN when n/a
+    float clip_truth;          // the same for the ground-truth render (model sources); NAN
     double seconds;
     uint8_t *frames;           // (F, H, W, 3) when keep_frames, else NULL; owned
 } rl_eval_clip;
@@ -97,6 +113,12 @@ typedef struct {
     int persistent[2], total[2];
     double flicker;                            // mean over clips, RMS levels
     double sec_per_clip;
+    int n_seeds;
+    float guidance;                            // of the adherence clips (0: n/a)
+    int has_clip;                              // the CLIP rows below are filled
+    char clip_na[200];                         // why not, when !has_clip
+    double clip_gen[2], clip_truth[2];         // [set] mean CLIP score, source and ground truth
+    double clip_mismatch[2];                   // [set] mean over mismatched (prompt, clip) pairs
     int model;                                 // the model rows below are filled
     char na_reason[160];
     int n_guidance, guid_right_default, guid_right_one;
