@@ -75,6 +75,20 @@ float *rl_arena_zeros(rl_arena *a, size_t n)
     return p;
 }
 
+float *rl_arena_take(rl_arena *a, size_t n)
+{
+    float *p = rl_arena_floats(a, n ? n : 1);
+    RL_ASSERT(p != NULL);
+    return p;
+}
+
+float *rl_arena_take_zeros(rl_arena *a, size_t n)
+{
+    float *p = rl_arena_zeros(a, n ? n : 1);
+    RL_ASSERT(p != NULL);
+    return p;
+}
+
 rl_arena_mark rl_arena_get_mark(const rl_arena *a)
 {
     return (rl_arena_mark){ .blk = a->cur, .used = a->cur ? a->cur->used : 0, .in_use = a->in_use };

@@ -38,6 +38,11 @@ void  rl_arena_free(rl_arena *a);                       // idempotent, safe on a
 float *rl_arena_floats(rl_arena *a, size_t n);
 float *rl_arena_zeros(rl_arena *a, size_t n);
 void  *rl_arena_bytes(rl_arena *a, size_t n);
+/* For layer and model forward/backward passes, which cannot fail: as rl_arena_floats and
+ * rl_arena_zeros, but n 0 gives one float, and a failed malloc is a broken invariant
+ * (RL_ASSERT), like an arena overflow after measurement. */
+float *rl_arena_take(rl_arena *a, size_t n);
+float *rl_arena_take_zeros(rl_arena *a, size_t n);
 rl_arena_mark rl_arena_get_mark(const rl_arena *a);
 void  rl_arena_reset(rl_arena *a, rl_arena_mark m);
 /* RL_E_NOMEM with the byte counts if any allocation failed since init. */

@@ -33,6 +33,13 @@ rl_status rl_err_prefix(rl_err *err, const char *fmt, ...) __attribute__((format
 
 const char *rl_status_str(rl_status s);
 
+/* Returns from the enclosing function with x's status unless it is RL_OK (bind chains). */
+#define RL_TRY(x)                                                                        \
+    do {                                                                                 \
+        rl_status rl_try_rc_ = (x);                                                      \
+        if (rl_try_rc_ != RL_OK) return rl_try_rc_;                                      \
+    } while (0)
+
 /* Invariants no input can break. Prints file, line, condition, then aborts. */
 #define RL_ASSERT(cond)                                                                  \
     do {                                                                                 \

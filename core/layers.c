@@ -3,45 +3,14 @@
 #include "core/layers.h"
 
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
 #include "core/par.h"
 
-/* "<prefix>.<child>", or just "<child>" when prefix is empty (a module bound at the root). */
-static void sub(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void sub(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
-{
-    int k = (prefix && *prefix) ? snprintf(buf, cap, "%s.", prefix) : 0;
-    if (k < 0 || (size_t)k >= cap) k = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + k, cap - (size_t)k, fmt, ap);
-    va_end(ap);
-}
-
-#define TRY(x)                                  \
-    do {                                        \
-        rl_status rc_ = (x);                    \
-        if (rc_ != RL_OK) return rc_;           \
-    } while (0)
-
 // Query rows per chunk of the inference attention kernel.
 #define ATTN_CHUNK 256
-
-/* Arena allocation. The arena grows on demand; running out of host memory while computing
- * is not recoverable here (kernels cannot fail), so it is an invariant like STYLE.md's
- * "arena overflow after measurement". */
-static float *take(rl_arena *a, size_t n)
-{
-    float *p = rl_arena_floats(a, n ? n : 1);
-    RL_ASSERT(p != NULL);
-    return p;
-}
 
 static void add3(float *out, const float *a, const float *b, size_t n) { rl_add_fwd(out, a, b, n); }
 
@@ -51,8 +20,8 @@ rl_status rl_fc_bind(rl_fc *l, rl_weights *ws, const char *prefix, int C, int OC
                      rl_err *err)
 {
     *l = (rl_fc){ .C = C, .OC = OC };
-    TRY(rl_weights_getf(ws, &l->w, err, 2, (int64_t[]){ OC, C }, "%s.weight", prefix));
-    if (bias) TRY(rl_weights_getf(ws, &l->b, err, 1, (int64_t[]){ OC }, "%s.bias", prefix));
+    RL_TRY(rl_weights_getf(ws, &l->w, err, 2, (int64_t[]){ OC, C }, "%s.weight", prefix));
+    if (bias) RL_TRY(rl_weights_getf(ws, &l->b, err, 1, (int64_t[]){ OC }, "%s.bias", prefix));
     return RL_OK;
 }
 
@@ -74,8 +43,8 @@ rl_status rl_conv_bind(rl_conv *l, rl_weights *ws, const char *prefix, int C, in
 {
     *l = (rl_conv){ .C = C, .OC = OC, .K = K, .stride = stride,
                     .pad_t = pad, .pad_b = pad, .pad_l = pad, .pad_r = pad };
-    TRY(rl_weights_getf(ws, &l->w, err, 4, (int64_t[]){ OC, C, K, K }, "%s.weight", prefix));
-    if (bias) TRY(rl_weights_getf(ws, &l->b, err, 1, (int64_t[]){ OC }, "%s.bias", prefix));
+    RL_TRY(rl_weights_getf(ws, &l->w, err, 4, (int64_t[]){ OC, C, K, K }, "%s.weight", prefix));
+    if (bias) RL_TRY(rl_weights_getf(ws, &l->b, err, 1, (int64_t[]){ OC }, "%s.bias", prefix));
     return RL_OK;
 }
 
@@ -97,7 +66,7 @@ void rl_conv_fwd(const rl_conv *l, rl_arena *arena, float *out, const float *x, 
 {
     rl_conv_shape s = conv_shape(l, B, H, W);
     rl_arena_mark m = rl_arena_get_mark(arena);
-    float *scratch = take(arena, rl_conv2d_scratch_floats(&s, rl_par_max_threads()));
+    float *scratch = rl_arena_take(arena, rl_conv2d_scratch_floats(&s, rl_par_max_threads()));
     rl_conv2d_fwd(out, scratch, x, l->w, l->b, &s);
     rl_arena_reset(arena, m);
 }
@@ -107,7 +76,7 @@ void rl_conv_bwd(const rl_conv *l, const rl_conv *g, rl_arena *arena, float *dx,
 {
     rl_conv_shape s = conv_shape(l, B, H, W);
     rl_arena_mark m = rl_arena_get_mark(arena);
-    float *scratch = take(arena, rl_conv2d_scratch_floats(&s, rl_par_max_threads()));
+    float *scratch = rl_arena_take(arena, rl_conv2d_scratch_floats(&s, rl_par_max_threads()));
     rl_conv2d_bwd(dx, g ? (float *)g->w : NULL, g && l->b ? (float *)g->b : NULL, scratch, dout,
                   x, l->w, &s);
     rl_arena_reset(arena, m);
@@ -122,8 +91,8 @@ rl_status rl_gnorm_bind(rl_gnorm *l, rl_weights *ws, const char *prefix, int C, 
     if (G <= 0 || C % G != 0)
         return rl_errf(err, RL_E_PARAM, "%s: %d channels cannot be split into %d norm groups",
                        prefix, C, G);
-    TRY(rl_weights_getf(ws, &l->w, err, 1, (int64_t[]){ C }, "%s.weight", prefix));
-    TRY(rl_weights_getf(ws, &l->b, err, 1, (int64_t[]){ C }, "%s.bias", prefix));
+    RL_TRY(rl_weights_getf(ws, &l->w, err, 1, (int64_t[]){ C }, "%s.weight", prefix));
+    RL_TRY(rl_weights_getf(ws, &l->b, err, 1, (int64_t[]){ C }, "%s.bias", prefix));
     return RL_OK;
 }
 
@@ -131,8 +100,8 @@ rl_status rl_lnorm_bind(rl_lnorm *l, rl_weights *ws, const char *prefix, int C, 
                         rl_err *err)
 {
     *l = (rl_lnorm){ .C = C, .eps = eps };
-    TRY(rl_weights_getf(ws, &l->w, err, 1, (int64_t[]){ C }, "%s.weight", prefix));
-    TRY(rl_weights_getf(ws, &l->b, err, 1, (int64_t[]){ C }, "%s.bias", prefix));
+    RL_TRY(rl_weights_getf(ws, &l->w, err, 1, (int64_t[]){ C }, "%s.weight", prefix));
+    RL_TRY(rl_weights_getf(ws, &l->b, err, 1, (int64_t[]){ C }, "%s.bias", prefix));
     return RL_OK;
 }
 
@@ -145,22 +114,22 @@ rl_status rl_resnet_bind(rl_resnet *r, rl_weights *ws, const char *prefix, const
     *r = (rl_resnet){ .C = cfg->C, .OC = cfg->OC, .Ct = cfg->Ct,
                       .out_scale = cfg->out_scale > 0 ? cfg->out_scale : 1.0f };
     int G_out = cfg->G_out > 0 ? cfg->G_out : cfg->G;
-    sub(p, sizeof p, prefix, "norm1");
-    TRY(rl_gnorm_bind(&r->norm1, ws, p, cfg->C, cfg->G, cfg->eps, err));
-    sub(p, sizeof p, prefix, "conv1");
-    TRY(rl_conv_bind(&r->conv1, ws, p, cfg->C, cfg->OC, 3, 1, 1, 1, err));
+    rl_weights_name(p, sizeof p, prefix, "norm1");
+    RL_TRY(rl_gnorm_bind(&r->norm1, ws, p, cfg->C, cfg->G, cfg->eps, err));
+    rl_weights_name(p, sizeof p, prefix, "conv1");
+    RL_TRY(rl_conv_bind(&r->conv1, ws, p, cfg->C, cfg->OC, 3, 1, 1, 1, err));
     if (cfg->Ct > 0) {
-        sub(p, sizeof p, prefix, "time_emb_proj");
-        TRY(rl_fc_bind(&r->time_emb_proj, ws, p, cfg->Ct, cfg->OC, 1, err));
+        rl_weights_name(p, sizeof p, prefix, "time_emb_proj");
+        RL_TRY(rl_fc_bind(&r->time_emb_proj, ws, p, cfg->Ct, cfg->OC, 1, err));
     }
-    sub(p, sizeof p, prefix, "norm2");
-    TRY(rl_gnorm_bind(&r->norm2, ws, p, cfg->OC, G_out, cfg->eps, err));
-    sub(p, sizeof p, prefix, "conv2");
-    TRY(rl_conv_bind(&r->conv2, ws, p, cfg->OC, cfg->OC, 3, 1, 1, 1, err));
+    rl_weights_name(p, sizeof p, prefix, "norm2");
+    RL_TRY(rl_gnorm_bind(&r->norm2, ws, p, cfg->OC, G_out, cfg->eps, err));
+    rl_weights_name(p, sizeof p, prefix, "conv2");
+    RL_TRY(rl_conv_bind(&r->conv2, ws, p, cfg->OC, cfg->OC, 3, 1, 1, 1, err));
     r->has_shortcut = cfg->use_in_shortcut < 0 ? cfg->C != cfg->OC : cfg->use_in_shortcut;
     if (r->has_shortcut) {
-        sub(p, sizeof p, prefix, "conv_shortcut");
-        TRY(rl_conv_bind(&r->conv_shortcut, ws, p, cfg->C, cfg->OC, 1, 1, 0, 1, err));
+        rl_weights_name(p, sizeof p, prefix, "conv_shortcut");
+        RL_TRY(rl_conv_bind(&r->conv_shortcut, ws, p, cfg->C, cfg->OC, 1, 1, 0, 1, err));
     }
     return RL_OK;
 }
@@ -176,37 +145,37 @@ void rl_resnet_fwd(const rl_resnet *r, rl_resnet_acts *a, rl_arena *arena, float
 
     // h = conv1(silu(norm1(x)))                                   h1 (B, OC, S)
     // (inference: the norm's buffers are released as soon as the conv has read them)
-    a->h1 = take(arena, (size_t)B * OC * S);
+    a->h1 = rl_arena_take(arena, (size_t)B * OC * S);
     mt = rl_arena_get_mark(arena);
-    a->n1 = take(arena, (size_t)B * C * S);                       // n1, a1 (B, C, S)
-    a->mean1 = take(arena, (size_t)B * r->norm1.G);
-    a->rstd1 = take(arena, (size_t)B * r->norm1.G);
+    a->n1 = rl_arena_take(arena, (size_t)B * C * S);              // n1, a1 (B, C, S)
+    a->mean1 = rl_arena_take(arena, (size_t)B * r->norm1.G);
+    a->rstd1 = rl_arena_take(arena, (size_t)B * r->norm1.G);
     rl_groupnorm_fwd(a->n1, a->mean1, a->rstd1, x, r->norm1.w, r->norm1.b, B, C, S, r->norm1.G,
                      r->norm1.eps);
-    a->a1 = train ? take(arena, (size_t)B * C * S) : a->n1;
+    a->a1 = train ? rl_arena_take(arena, (size_t)B * C * S) : a->n1;
     rl_silu_fwd(a->a1, a->n1, (size_t)B * C * S);
     rl_conv_fwd(&r->conv1, arena, a->h1, a->a1, B, H, W);
 
     // h += time_emb_proj(silu(temb))[:, :, None, None]
     a->ta = a->t = NULL;
     if (r->Ct > 0) {
-        a->ta = take(arena, (size_t)B * r->Ct);
+        a->ta = rl_arena_take(arena, (size_t)B * r->Ct);
         rl_silu_fwd(a->ta, temb, (size_t)B * r->Ct);
-        a->t = take(arena, (size_t)B * OC);
+        a->t = rl_arena_take(arena, (size_t)B * OC);
         rl_fc_fwd(&r->time_emb_proj, a->t, a->ta, B);
         rl_add_bias_nc(a->h1, a->t, B, OC, S);
     }
     if (!train) rl_arena_reset(arena, mt);
 
     // h = conv2(silu(norm2(h)))                                   h2 (B, OC, S)
-    float *h2 = take(arena, (size_t)B * OC * S);
+    float *h2 = rl_arena_take(arena, (size_t)B * OC * S);
     mt = rl_arena_get_mark(arena);
-    a->n2 = take(arena, (size_t)B * OC * S);
-    a->mean2 = take(arena, (size_t)B * r->norm2.G);
-    a->rstd2 = take(arena, (size_t)B * r->norm2.G);
+    a->n2 = rl_arena_take(arena, (size_t)B * OC * S);
+    a->mean2 = rl_arena_take(arena, (size_t)B * r->norm2.G);
+    a->rstd2 = rl_arena_take(arena, (size_t)B * r->norm2.G);
     rl_groupnorm_fwd(a->n2, a->mean2, a->rstd2, a->h1, r->norm2.w, r->norm2.b, B, OC, S,
                      r->norm2.G, r->norm2.eps);
-    a->a2 = train ? take(arena, (size_t)B * OC * S) : a->n2;
+    a->a2 = train ? rl_arena_take(arena, (size_t)B * OC * S) : a->n2;
     rl_silu_fwd(a->a2, a->n2, (size_t)B * OC * S);
     rl_conv_fwd(&r->conv2, arena, h2, a->a2, B, H, W);
     if (!train) rl_arena_reset(arena, mt);
@@ -237,17 +206,17 @@ rl_status rl_attention_bind(rl_attention *l, rl_weights *ws, const char *prefix,
         return rl_errf(err, RL_E_PARAM, "%s: %d heads of size %d", prefix, cfg->NH, cfg->HS);
     if (cfg->norm_groups > 0) {
         l->has_norm = 1;
-        sub(p, sizeof p, prefix, "group_norm");
-        TRY(rl_gnorm_bind(&l->group_norm, ws, p, cfg->Cq, cfg->norm_groups, cfg->norm_eps, err));
+        rl_weights_name(p, sizeof p, prefix, "group_norm");
+        RL_TRY(rl_gnorm_bind(&l->group_norm, ws, p, cfg->Cq, cfg->norm_groups, cfg->norm_eps, err));
     }
-    sub(p, sizeof p, prefix, "to_q");
-    TRY(rl_fc_bind(&l->to_q, ws, p, cfg->Cq, inner, cfg->qkv_bias, err));
-    sub(p, sizeof p, prefix, "to_k");
-    TRY(rl_fc_bind(&l->to_k, ws, p, Ckv, inner, cfg->qkv_bias, err));
-    sub(p, sizeof p, prefix, "to_v");
-    TRY(rl_fc_bind(&l->to_v, ws, p, Ckv, inner, cfg->qkv_bias, err));
-    sub(p, sizeof p, prefix, "to_out.0");
-    TRY(rl_fc_bind(&l->to_out, ws, p, inner, cfg->Cq, cfg->out_bias, err));
+    rl_weights_name(p, sizeof p, prefix, "to_q");
+    RL_TRY(rl_fc_bind(&l->to_q, ws, p, cfg->Cq, inner, cfg->qkv_bias, err));
+    rl_weights_name(p, sizeof p, prefix, "to_k");
+    RL_TRY(rl_fc_bind(&l->to_k, ws, p, Ckv, inner, cfg->qkv_bias, err));
+    rl_weights_name(p, sizeof p, prefix, "to_v");
+    RL_TRY(rl_fc_bind(&l->to_v, ws, p, Ckv, inner, cfg->qkv_bias, err));
+    rl_weights_name(p, sizeof p, prefix, "to_out.0");
+    RL_TRY(rl_fc_bind(&l->to_out, ws, p, inner, cfg->Cq, cfg->out_bias, err));
     return RL_OK;
 }
 
@@ -267,20 +236,21 @@ static void attn_core(const rl_attention *l, rl_attention_acts *a, int train, rl
     const float *src = ctx ? ctx : xs;
     const int Bk = B / ctx_rep, Tqk = ctx_rep * Tq;          // kernel batch and query rows
 
-    a->q = take(arena, (size_t)B * Tq * inner);
+    a->q = rl_arena_take(arena, (size_t)B * Tq * inner);
     rl_fc_fwd(&l->to_q, a->q, xs, B * Tq);
-    a->k = take(arena, (size_t)Bk * Tk * inner);              // (Bk, Tk, inner)
-    a->v = take(arena, (size_t)Bk * Tk * inner);
+    a->k = rl_arena_take(arena, (size_t)Bk * Tk * inner);     // (Bk, Tk, inner)
+    a->v = rl_arena_take(arena, (size_t)Bk * Tk * inner);
     rl_fc_fwd(&l->to_k, a->k, src, Bk * Tk);
     rl_fc_fwd(&l->to_v, a->v, src, Bk * Tk);
-    a->o = take(arena, (size_t)B * Tq * inner);
+    a->o = rl_arena_take(arena, (size_t)B * Tq * inner);
     if (train) {
-        a->att = take(arena, (size_t)B * l->NH * Tq * Tk);   // (Bk, NH, Tqk, Tk)
+        a->att = rl_arena_take(arena, (size_t)B * l->NH * Tq * Tk);   // (Bk, NH, Tqk, Tk)
         rl_attn_fwd(a->o, a->att, a->q, a->k, a->v, Bk, l->NH, Tqk, Tk, l->HS, scale, 0);
     } else {
         a->att = NULL;
         rl_arena_mark m = rl_arena_get_mark(arena);
-        float *scratch = take(arena, rl_attn_chunked_scratch_floats(Tqk, Tk, l->HS, ATTN_CHUNK,
+        float *scratch = rl_arena_take(arena,
+                                       rl_attn_chunked_scratch_floats(Tqk, Tk, l->HS, ATTN_CHUNK,
                                                                    rl_par_max_threads()));
         rl_attn_fwd_chunked(a->o, scratch, a->q, a->k, a->v, Bk, l->NH, Tqk, Tk, l->HS, scale, 0,
                             ATTN_CHUNK);
@@ -299,7 +269,7 @@ void rl_attention_fwd(const rl_attention *l, rl_attention_acts *a, rl_arena *are
     a->xn = a->mean = a->rstd = a->xs = NULL;
     const size_t n = (size_t)B * Tq * l->Cq;
     if (l->residual) {
-        float *y = take(arena, n);
+        float *y = rl_arena_take(arena, n);
         attn_core(l, a, train, arena, y, x, ctx, B, Tq, Tk, ctx_rep);
         add3(out, y, x, n);
     } else {
@@ -322,19 +292,19 @@ void rl_attention_fwd_image(const rl_attention *l, rl_attention_acts *a, rl_aren
     a->xn = a->mean = a->rstd = NULL;
     if (l->has_norm) {
         const int G = l->group_norm.G;
-        a->xn = take(arena, n);
-        a->mean = take(arena, (size_t)B * G);
-        a->rstd = take(arena, (size_t)B * G);
+        a->xn = rl_arena_take(arena, n);
+        a->mean = rl_arena_take(arena, (size_t)B * G);
+        a->rstd = rl_arena_take(arena, (size_t)B * G);
         rl_groupnorm_fwd(a->xn, a->mean, a->rstd, x, l->group_norm.w, l->group_norm.b, B, C, S,
                          G, l->group_norm.eps);
         xn = a->xn;
     }
-    a->xs = take(arena, n);                               // (B, S, C)
+    a->xs = rl_arena_take(arena, n);                      // (B, S, C)
     rl_permute4(a->xs, xn, (int[]){ B, C, S, 1 }, (int[]){ 0, 2, 1, 3 });
-    float *ys = take(arena, n);                           // (B, S, C)
+    float *ys = rl_arena_take(arena, n);                  // (B, S, C)
     attn_core(l, a, train, arena, ys, a->xs, NULL, B, S, S, 1);
     if (l->residual) {
-        float *y = take(arena, n);                        // (B, C, S)
+        float *y = rl_arena_take(arena, n);               // (B, C, S)
         rl_permute4(y, ys, (int[]){ B, S, C, 1 }, (int[]){ 0, 2, 1, 3 });
         add3(out, y, x, n);
     } else {
@@ -350,10 +320,10 @@ rl_status rl_ff_bind(rl_ff *l, rl_weights *ws, const char *prefix, int C, int I,
 {
     char p[256];
     *l = (rl_ff){ .C = C, .I = I };
-    sub(p, sizeof p, prefix, "net.0.proj");
-    TRY(rl_fc_bind(&l->proj, ws, p, C, 2 * I, 1, err));
-    sub(p, sizeof p, prefix, "net.2");
-    TRY(rl_fc_bind(&l->out, ws, p, I, C, 1, err));
+    rl_weights_name(p, sizeof p, prefix, "net.0.proj");
+    RL_TRY(rl_fc_bind(&l->proj, ws, p, C, 2 * I, 1, err));
+    rl_weights_name(p, sizeof p, prefix, "net.2");
+    RL_TRY(rl_fc_bind(&l->out, ws, p, I, C, 1, err));
     return RL_OK;
 }
 
@@ -371,16 +341,17 @@ static int ff_chunk_rows(const rl_ff *l, int T)
 void rl_ff_fwd(const rl_ff *l, rl_ff_acts *a, rl_arena *arena, float *out, const float *x, int T)
 {
     if (a) {
-        a->p = take(arena, (size_t)T * 2 * l->I);                   // (T, 2I)
+        a->p = rl_arena_take(arena, (size_t)T * 2 * l->I);          // (T, 2I)
         rl_fc_fwd(&l->proj, a->p, x, T);
-        a->g = take(arena, (size_t)T * l->I);                       // (T, I)
+        a->g = rl_arena_take(arena, (size_t)T * l->I);              // (T, I)
         rl_geglu_fwd(a->g, a->p, T, l->I);
         rl_fc_fwd(&l->out, out, a->g, T);
         return;
     }
     rl_arena_mark m = rl_arena_get_mark(arena);
     const int R = ff_chunk_rows(l, T);
-    float *p = take(arena, (size_t)R * 2 * l->I), *g = take(arena, (size_t)R * l->I);
+    float *p = rl_arena_take(arena, (size_t)R * 2 * l->I);
+    float *g = rl_arena_take(arena, (size_t)R * l->I);
     for (int t0 = 0; t0 < T; t0 += R) {
         const int r = T - t0 < R ? T - t0 : R;
         rl_fc_fwd(&l->proj, p, x + (size_t)t0 * l->C, r);
@@ -420,29 +391,29 @@ rl_status rl_tblock_bind(rl_tblock *l, rl_weights *ws, const char *prefix, const
     *l = (rl_tblock){ .C = C, .pe_len = cfg->pe_len };
     if (cfg->NH * cfg->HS != C)
         return rl_errf(err, RL_E_PARAM, "%s: %d heads x %d != dim %d", prefix, cfg->NH, cfg->HS, C);
-    sub(p, sizeof p, prefix, "norm1");
-    TRY(rl_lnorm_bind(&l->norm1, ws, p, C, eps, err));
+    rl_weights_name(p, sizeof p, prefix, "norm1");
+    RL_TRY(rl_lnorm_bind(&l->norm1, ws, p, C, eps, err));
     rl_attention_cfg ac = { .Cq = C, .Ckv = C, .NH = cfg->NH, .HS = cfg->HS,
                             .qkv_bias = cfg->attn_bias, .out_bias = 1, .rescale = 1.0f };
-    sub(p, sizeof p, prefix, "attn1");
-    TRY(rl_attention_bind(&l->attn1, ws, p, &ac, err));
+    rl_weights_name(p, sizeof p, prefix, "attn1");
+    RL_TRY(rl_attention_bind(&l->attn1, ws, p, &ac, err));
     if (cfg->Ckv > 0 || cfg->double_self) {
         l->has_attn2 = 1;
         l->attn2_self = cfg->Ckv <= 0 || cfg->double_self;
         ac.Ckv = l->attn2_self ? C : cfg->Ckv;
-        sub(p, sizeof p, prefix, "norm2");
-        TRY(rl_lnorm_bind(&l->norm2, ws, p, C, eps, err));
-        sub(p, sizeof p, prefix, "attn2");
-        TRY(rl_attention_bind(&l->attn2, ws, p, &ac, err));
+        rl_weights_name(p, sizeof p, prefix, "norm2");
+        RL_TRY(rl_lnorm_bind(&l->norm2, ws, p, C, eps, err));
+        rl_weights_name(p, sizeof p, prefix, "attn2");
+        RL_TRY(rl_attention_bind(&l->attn2, ws, p, &ac, err));
     }
-    sub(p, sizeof p, prefix, "norm3");
-    TRY(rl_lnorm_bind(&l->norm3, ws, p, C, eps, err));
-    sub(p, sizeof p, prefix, "ff");
-    TRY(rl_ff_bind(&l->ff, ws, p, C, cfg->ff_inner > 0 ? cfg->ff_inner : 4 * C, err));
+    rl_weights_name(p, sizeof p, prefix, "norm3");
+    RL_TRY(rl_lnorm_bind(&l->norm3, ws, p, C, eps, err));
+    rl_weights_name(p, sizeof p, prefix, "ff");
+    RL_TRY(rl_ff_bind(&l->ff, ws, p, C, cfg->ff_inner > 0 ? cfg->ff_inner : 4 * C, err));
     if (cfg->pe_len > 0) {
         // diffusers keeps the table as a (persistent) buffer: use the stored one when present
-        sub(p, sizeof p, prefix, "pos_embed.pe");
-        TRY(rl_weights_get_opt(ws, p, 3, (int64_t[]){ 1, cfg->pe_len, C }, &l->pe, err));
+        rl_weights_name(p, sizeof p, prefix, "pos_embed.pe");
+        RL_TRY(rl_weights_get_opt(ws, p, 3, (int64_t[]){ 1, cfg->pe_len, C }, &l->pe, err));
     }
     return RL_OK;
 }
@@ -470,7 +441,7 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
         if (l->pe) {
             pe = l->pe;
         } else {
-            float *t = take(arena, (size_t)T * C);
+            float *t = rl_arena_take(arena, (size_t)T * C);
             rl_sinusoidal_pe_table(t, T, C);
             pe = t;
         }
@@ -478,8 +449,9 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
 
     if (!train) {
         // the residual stream lives in out; one normed buffer, one branch output, reused
-        float *nb = take(arena, n), *y = take(arena, n);   // (B, T, C)
-        float *mean = take(arena, (size_t)B * T), *rstd = take(arena, (size_t)B * T);
+        float *nb = rl_arena_take(arena, n), *y = rl_arena_take(arena, n);   // (B, T, C)
+        float *mean = rl_arena_take(arena, (size_t)B * T);
+        float *rstd = rl_arena_take(arena, (size_t)B * T);
         rl_layernorm_fwd(nb, mean, rstd, x, l->norm1.w, l->norm1.b, B * T, C, l->norm1.eps);
         if (pe) pe_add(nb, pe, B, T, C);
         attn_infer(&l->attn1, arena, y, nb, NULL, B, T, T, 1);
@@ -499,37 +471,37 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
     }
 
     // h1 = x + attn1(pe(norm1(x)))
-    a->n1 = take(arena, n);
-    a->mean1 = take(arena, (size_t)B * T);
-    a->rstd1 = take(arena, (size_t)B * T);
+    a->n1 = rl_arena_take(arena, n);
+    a->mean1 = rl_arena_take(arena, (size_t)B * T);
+    a->rstd1 = rl_arena_take(arena, (size_t)B * T);
     rl_layernorm_fwd(a->n1, a->mean1, a->rstd1, x, l->norm1.w, l->norm1.b, B * T, C, l->norm1.eps);
     if (pe) pe_add(a->n1, pe, B, T, C);
-    float *y = take(arena, n);
+    float *y = rl_arena_take(arena, n);
     attn_core(&l->attn1, &a->attn1, 1, arena, y, a->n1, NULL, B, T, T, 1);
-    a->h1 = take(arena, n);
+    a->h1 = rl_arena_take(arena, n);
     add3(a->h1, x, y, n);
 
     // h2 = h1 + attn2(pe(norm2(h1)), ctx)
     const float *h = a->h1;
     a->n2 = a->mean2 = a->rstd2 = a->h2 = NULL;
     if (l->has_attn2) {
-        a->n2 = take(arena, n);
-        a->mean2 = take(arena, (size_t)B * T);
-        a->rstd2 = take(arena, (size_t)B * T);
+        a->n2 = rl_arena_take(arena, n);
+        a->mean2 = rl_arena_take(arena, (size_t)B * T);
+        a->rstd2 = rl_arena_take(arena, (size_t)B * T);
         rl_layernorm_fwd(a->n2, a->mean2, a->rstd2, a->h1, l->norm2.w, l->norm2.b, B * T, C,
                          l->norm2.eps);
         if (pe) pe_add(a->n2, pe, B, T, C);
         attn_core(&l->attn2, &a->attn2, 1, arena, y, a->n2, l->attn2_self ? NULL : ctx, B, T, Tk,
                   ctx_rep);
-        a->h2 = take(arena, n);
+        a->h2 = rl_arena_take(arena, n);
         add3(a->h2, a->h1, y, n);
         h = a->h2;
     }
 
     // out = h + ff(norm3(h))
-    a->n3 = take(arena, n);
-    a->mean3 = take(arena, (size_t)B * T);
-    a->rstd3 = take(arena, (size_t)B * T);
+    a->n3 = rl_arena_take(arena, n);
+    a->mean3 = rl_arena_take(arena, (size_t)B * T);
+    a->rstd3 = rl_arena_take(arena, (size_t)B * T);
     rl_layernorm_fwd(a->n3, a->mean3, a->rstd3, h, l->norm3.w, l->norm3.b, B * T, C, l->norm3.eps);
     rl_ff_fwd(&l->ff, &a->ff, arena, y, a->n3, B * T);
     add3(out, h, y, n);
@@ -543,18 +515,19 @@ rl_status rl_xformer_bind(rl_xformer *l, rl_weights *ws, const char *prefix,
     char p[256];
     const int C = cfg->C, inner = cfg->NH * cfg->HS;
     *l = (rl_xformer){ .C = C, .inner = inner, .linear = cfg->linear };
-    sub(p, sizeof p, prefix, "norm");
-    TRY(rl_gnorm_bind(&l->norm, ws, p, C, cfg->G, cfg->norm_eps > 0 ? cfg->norm_eps : 1e-6f, err));
+    rl_weights_name(p, sizeof p, prefix, "norm");
+    RL_TRY(rl_gnorm_bind(&l->norm, ws, p, C, cfg->G, cfg->norm_eps > 0 ? cfg->norm_eps : 1e-6f,
+                         err));
     if (cfg->linear) {
-        sub(p, sizeof p, prefix, "proj_in");
-        TRY(rl_fc_bind(&l->proj_in_l, ws, p, C, inner, 1, err));
-        sub(p, sizeof p, prefix, "proj_out");
-        TRY(rl_fc_bind(&l->proj_out_l, ws, p, inner, C, 1, err));
+        rl_weights_name(p, sizeof p, prefix, "proj_in");
+        RL_TRY(rl_fc_bind(&l->proj_in_l, ws, p, C, inner, 1, err));
+        rl_weights_name(p, sizeof p, prefix, "proj_out");
+        RL_TRY(rl_fc_bind(&l->proj_out_l, ws, p, inner, C, 1, err));
     } else {
-        sub(p, sizeof p, prefix, "proj_in");
-        TRY(rl_conv_bind(&l->proj_in_c, ws, p, C, inner, 1, 1, 0, 1, err));
-        sub(p, sizeof p, prefix, "proj_out");
-        TRY(rl_conv_bind(&l->proj_out_c, ws, p, inner, C, 1, 1, 0, 1, err));
+        rl_weights_name(p, sizeof p, prefix, "proj_in");
+        RL_TRY(rl_conv_bind(&l->proj_in_c, ws, p, C, inner, 1, 1, 0, 1, err));
+        rl_weights_name(p, sizeof p, prefix, "proj_out");
+        RL_TRY(rl_conv_bind(&l->proj_out_c, ws, p, inner, C, 1, 1, 0, 1, err));
     }
     if (cfg->n_layers <= 0)
         return rl_errf(err, RL_E_PARAM, "%s: %d transformer layers", prefix, cfg->n_layers);
@@ -564,7 +537,7 @@ rl_status rl_xformer_bind(rl_xformer *l, rl_weights *ws, const char *prefix,
     rl_tblock_cfg bc = { .C = inner, .NH = cfg->NH, .HS = cfg->HS, .Ckv = cfg->Ckv,
                          .attn_bias = cfg->attn_bias, .ln_eps = 1e-5f };
     for (int i = 0; i < cfg->n_layers; i++) {
-        sub(p, sizeof p, prefix, "transformer_blocks.%d", i);
+        rl_weights_name(p, sizeof p, prefix, "transformer_blocks.%d", i);
         rl_status rc = rl_tblock_bind(&l->blocks[i], ws, p, &bc, err);
         if (rc) { rl_xformer_free(l); return rc; }
     }
@@ -588,18 +561,18 @@ void rl_xformer_fwd(const rl_xformer *l, rl_xformer_acts *a, rl_arena *arena, fl
 
     // seq (B, S, I) = proj_in(norm(x)) in sequence layout (inference: the normed image and the
     // layout temporary are released once seq exists)
-    a->seq = take(arena, (size_t)B * S * I);
+    a->seq = rl_arena_take(arena, (size_t)B * S * I);
     rl_arena_mark mt = rl_arena_get_mark(arena);
-    a->n = take(arena, (size_t)B * C * S);                      // (B, C, S)
-    a->mean = take(arena, (size_t)B * G);
-    a->rstd = take(arena, (size_t)B * G);
+    a->n = rl_arena_take(arena, (size_t)B * C * S);             // (B, C, S)
+    a->mean = rl_arena_take(arena, (size_t)B * G);
+    a->rstd = rl_arena_take(arena, (size_t)B * G);
     rl_groupnorm_fwd(a->n, a->mean, a->rstd, x, l->norm.w, l->norm.b, B, C, S, G, l->norm.eps);
     if (l->linear) {
-        float *t = take(arena, (size_t)B * S * C);
+        float *t = rl_arena_take(arena, (size_t)B * S * C);
         rl_permute4(t, a->n, (int[]){ B, C, S, 1 }, (int[]){ 0, 2, 1, 3 });
         rl_fc_fwd(&l->proj_in_l, a->seq, t, B * S);
     } else {
-        float *t = take(arena, (size_t)B * I * S);
+        float *t = rl_arena_take(arena, (size_t)B * I * S);
         rl_conv_fwd(&l->proj_in_c, arena, t, a->n, B, H, W);
         rl_permute4(a->seq, t, (int[]){ B, I, S, 1 }, (int[]){ 0, 2, 1, 3 });
     }
@@ -613,7 +586,7 @@ void rl_xformer_fwd(const rl_xformer *l, rl_xformer_acts *a, rl_arena *arena, fl
     const float *h = a->seq;
     float *hb = NULL;
     for (int i = 0; i < l->n_blocks; i++) {
-        if (train || !hb) hb = take(arena, (size_t)B * S * I);
+        if (train || !hb) hb = rl_arena_take(arena, (size_t)B * S * I);
         rl_tblock_fwd(&l->blocks[i], train ? &a->blocks[i] : NULL, arena, hb, h, ctx, B, S, Tk,
                       ctx_rep);
         if (train) a->h[i] = hb;
@@ -622,11 +595,11 @@ void rl_xformer_fwd(const rl_xformer *l, rl_xformer_acts *a, rl_arena *arena, fl
 
     // out (B, C, S) = proj_out(h) in image layout, + x
     if (l->linear) {
-        float *t = take(arena, (size_t)B * S * C);
+        float *t = rl_arena_take(arena, (size_t)B * S * C);
         rl_fc_fwd(&l->proj_out_l, t, h, B * S);
         rl_permute4(out, t, (int[]){ B, S, C, 1 }, (int[]){ 0, 2, 1, 3 });
     } else {
-        float *t = take(arena, (size_t)B * I * S);
+        float *t = rl_arena_take(arena, (size_t)B * I * S);
         rl_permute4(t, h, (int[]){ B, S, I, 1 }, (int[]){ 0, 2, 1, 3 });
         rl_conv_fwd(&l->proj_out_c, arena, out, t, B, H, W);
     }
@@ -640,8 +613,8 @@ rl_status rl_downsample_bind(rl_downsample *l, rl_weights *ws, const char *prefi
                              int pad, rl_err *err)
 {
     char p[256];
-    sub(p, sizeof p, prefix, "conv");
-    TRY(rl_conv_bind(&l->conv, ws, p, C, OC, 3, 2, pad, 1, err));
+    rl_weights_name(p, sizeof p, prefix, "conv");
+    RL_TRY(rl_conv_bind(&l->conv, ws, p, C, OC, 3, 2, pad, 1, err));
     if (pad == 0) {   // diffusers pads (0, 1, 0, 1) itself when padding == 0
         l->conv.pad_b = 1;
         l->conv.pad_r = 1;
@@ -659,7 +632,7 @@ rl_status rl_upsample_bind(rl_upsample *l, rl_weights *ws, const char *prefix, i
                            rl_err *err)
 {
     char p[256];
-    sub(p, sizeof p, prefix, "conv");
+    rl_weights_name(p, sizeof p, prefix, "conv");
     return rl_conv_bind(&l->conv, ws, p, C, OC, 3, 1, 1, 1, err);
 }
 
@@ -670,7 +643,7 @@ void rl_upsample_fwd_to(const rl_upsample *l, rl_upsample_acts *a, rl_arena *are
     rl_upsample_acts local;
     rl_arena_mark m = rl_arena_get_mark(arena);
     if (!train) a = &local;
-    a->up = take(arena, (size_t)B * C * Ho * Wo);
+    a->up = rl_arena_take(arena, (size_t)B * C * Ho * Wo);
     if (Ho == 2 * H && Wo == 2 * W) {
         rl_upsample2x_fwd(a->up, x, B * C, H, W);
     } else {
@@ -700,13 +673,6 @@ void rl_upsample_fwd(const rl_upsample *l, rl_upsample_acts *a, rl_arena *arena,
 
 #define GW(g, f) ((g) ? (float *)(g)->f : NULL)
 
-static float *zeros(rl_arena *a, size_t n)
-{
-    float *p = rl_arena_zeros(a, n ? n : 1);
-    RL_ASSERT(p != NULL);
-    return p;
-}
-
 void rl_downsample_bwd(const rl_downsample *l, const rl_downsample *g, rl_arena *arena, float *dx,
                        const float *dout, const float *x, int B, int H, int W)
 {
@@ -718,7 +684,7 @@ void rl_upsample_bwd(const rl_upsample *l, const rl_upsample *g, const rl_upsamp
 {
     rl_arena_mark m = rl_arena_get_mark(arena);
     const int C = l->conv.C;
-    float *dup = zeros(arena, (size_t)B * C * 4 * H * W);
+    float *dup = rl_arena_take_zeros(arena, (size_t)B * C * 4 * H * W);
     rl_conv_bwd(&l->conv, g ? &g->conv : NULL, arena, dup, dout, a->up, B, 2 * H, 2 * W);
     if (dx) rl_upsample2x_bwd(dx, dup, B * C, H, W);
     rl_arena_reset(arena, m);
@@ -734,7 +700,7 @@ void rl_resnet_bwd(const rl_resnet *r, const rl_resnet *g, const rl_resnet_acts 
 
     const float *ds = dout;                                  // d(shortcut + h)
     if (r->out_scale != 1.0f) {
-        float *t = take(arena, no);
+        float *t = rl_arena_take(arena, no);
         rl_scale_fwd(t, dout, 1.0f / r->out_scale, no);
         ds = t;
     }
@@ -743,18 +709,20 @@ void rl_resnet_bwd(const rl_resnet *r, const rl_resnet *g, const rl_resnet_acts 
     else if (dx)
         rl_add_inplace(dx, ds, no);
 
-    float *da2 = zeros(arena, no), *dn2 = zeros(arena, no), *dh1 = zeros(arena, no);
+    float *da2 = rl_arena_take_zeros(arena, no), *dn2 = rl_arena_take_zeros(arena, no);
+    float *dh1 = rl_arena_take_zeros(arena, no);
     rl_conv_bwd(&r->conv2, g ? &g->conv2 : NULL, arena, da2, ds, a->a2, B, H, W);
     rl_silu_bwd(dn2, da2, a->n2, no);
     rl_groupnorm_bwd(dh1, GW(g, norm2.w), GW(g, norm2.b), dn2, a->h1, a->mean2, a->rstd2,
                      r->norm2.w, B, OC, S, r->norm2.G);
     if (r->Ct > 0) {
-        float *dt = zeros(arena, (size_t)B * OC), *dta = zeros(arena, (size_t)B * r->Ct);
+        float *dt = rl_arena_take_zeros(arena, (size_t)B * OC);
+        float *dta = rl_arena_take_zeros(arena, (size_t)B * r->Ct);
         rl_add_bias_nc_bwd(dt, dh1, B, OC, S);
         rl_fc_bwd(&r->time_emb_proj, g ? &g->time_emb_proj : NULL, dta, dt, a->ta, B);
         if (dtemb) rl_silu_bwd(dtemb, dta, temb, (size_t)B * r->Ct);
     }
-    float *da1 = zeros(arena, ni), *dn1 = zeros(arena, ni);
+    float *da1 = rl_arena_take_zeros(arena, ni), *dn1 = rl_arena_take_zeros(arena, ni);
     rl_conv_bwd(&r->conv1, g ? &g->conv1 : NULL, arena, da1, dh1, a->a1, B, H, W);
     rl_silu_bwd(dn1, da1, a->n1, ni);
     rl_groupnorm_bwd(dx, GW(g, norm1.w), GW(g, norm1.b), dn1, x, a->mean1, a->rstd1, r->norm1.w,
@@ -778,12 +746,13 @@ static void attn_core_bwd(const rl_attention *l, const rl_attention *g, const rl
     const int need_kv = dsrc || g;                       // anything upstream of K and V
     rl_arena_mark m = rl_arena_get_mark(arena);
 
-    float *dO = zeros(arena, (size_t)B * Tq * inner);
+    float *dO = rl_arena_take_zeros(arena, (size_t)B * Tq * inner);
     rl_fc_bwd(&l->to_out, g ? &g->to_out : NULL, dO, dy, a->o, B * Tq);
-    float *dq = zeros(arena, (size_t)B * Tq * inner);
-    float *dk = need_kv ? zeros(arena, (size_t)Bk * Tk * inner) : NULL;
-    float *dv = need_kv ? zeros(arena, (size_t)Bk * Tk * inner) : NULL;
-    float *scratch = take(arena, rl_attn_bwd_scratch_floats(Tqk, Tk, rl_par_max_threads()));
+    float *dq = rl_arena_take_zeros(arena, (size_t)B * Tq * inner);
+    float *dk = need_kv ? rl_arena_take_zeros(arena, (size_t)Bk * Tk * inner) : NULL;
+    float *dv = need_kv ? rl_arena_take_zeros(arena, (size_t)Bk * Tk * inner) : NULL;
+    float *scratch = rl_arena_take(arena, rl_attn_bwd_scratch_floats(Tqk, Tk,
+                                                                     rl_par_max_threads()));
     rl_attn_bwd(dq, dk, dv, scratch, dO, a->att, a->q, a->k, a->v, Bk, l->NH, Tqk, Tk, l->HS,
                 scale, 0);
     rl_fc_bwd(&l->to_q, g ? &g->to_q : NULL, dxs, dq, xs, B * Tq);
@@ -802,12 +771,12 @@ void rl_attention_bwd(const rl_attention *l, const rl_attention *g, const rl_att
     rl_arena_mark m = rl_arena_get_mark(arena);
     const float *dy = dout;
     if (l->rescale != 1.0f) {
-        float *t = take(arena, n);
+        float *t = rl_arena_take(arena, n);
         rl_scale_fwd(t, dout, 1.0f / l->rescale, n);
         dy = t;
     }
     if (l->residual && dx) rl_add_inplace(dx, dy, n);
-    float *dxs = dx ? dx : zeros(arena, n);
+    float *dxs = dx ? dx : rl_arena_take_zeros(arena, n);
     attn_core_bwd(l, g, a, arena, dxs, dctx, dy, x, ctx, B, Tq, Tk, ctx_rep);
     rl_arena_reset(arena, m);
 }
@@ -821,12 +790,13 @@ void rl_attention_bwd_image(const rl_attention *l, const rl_attention *g,
     rl_arena_mark m = rl_arena_get_mark(arena);
     const float *dy = dout;                                   // (B, C, S)
     if (l->rescale != 1.0f) {
-        float *t = take(arena, n);
+        float *t = rl_arena_take(arena, n);
         rl_scale_fwd(t, dout, 1.0f / l->rescale, n);
         dy = t;
     }
     if (l->residual && dx) rl_add_inplace(dx, dy, n);
-    float *dys = take(arena, n), *dxs = zeros(arena, n), *dxn = take(arena, n);
+    float *dys = rl_arena_take(arena, n), *dxs = rl_arena_take_zeros(arena, n);
+    float *dxn = rl_arena_take(arena, n);
     rl_permute4(dys, dy, (int[]){ B, C, S, 1 }, (int[]){ 0, 2, 1, 3 });
     attn_core_bwd(l, g, a, arena, dxs, NULL, dys, a->xs, NULL, B, S, S, 1);
     rl_permute4(dxn, dxs, (int[]){ B, S, C, 1 }, (int[]){ 0, 2, 1, 3 });
@@ -842,7 +812,8 @@ void rl_ff_bwd(const rl_ff *l, const rl_ff *g, const rl_ff_acts *a, rl_arena *ar
                const float *dout, const float *x, int T)
 {
     rl_arena_mark m = rl_arena_get_mark(arena);
-    float *dg = zeros(arena, (size_t)T * l->I), *dp = zeros(arena, (size_t)T * 2 * l->I);
+    float *dg = rl_arena_take_zeros(arena, (size_t)T * l->I);
+    float *dp = rl_arena_take_zeros(arena, (size_t)T * 2 * l->I);
     rl_fc_bwd(&l->out, g ? &g->out : NULL, dg, dout, a->g, T);
     rl_geglu_bwd(dp, dg, a->p, T, l->I);
     rl_fc_bwd(&l->proj, g ? &g->proj : NULL, dx, dp, x, T);
@@ -858,9 +829,9 @@ void rl_tblock_bwd(const rl_tblock *l, const rl_tblock *g, const rl_tblock_acts 
     rl_arena_mark m = rl_arena_get_mark(arena);
 
     // dh: gradient of the residual stream, walked back from out to x
-    float *dh = take(arena, n);
+    float *dh = rl_arena_take(arena, n);
     memcpy(dh, dout, n * sizeof(float));
-    float *dn = zeros(arena, n);
+    float *dn = rl_arena_take_zeros(arena, n);
     rl_ff_bwd(&l->ff, g ? &g->ff : NULL, &a->ff, arena, dn, dout, a->n3, B * T);
     const float *h3in = l->has_attn2 ? a->h2 : a->h1;
     rl_layernorm_bwd(dh, GW(g, norm3.w), GW(g, norm3.b), dn, h3in, a->mean3, a->rstd3, l->norm3.w,
@@ -891,18 +862,18 @@ void rl_xformer_bwd(const rl_xformer *l, const rl_xformer *g, const rl_xformer_a
     if (dx) rl_add_inplace(dx, dout, nc);
 
     const float *hl = l->n_blocks ? a->h[l->n_blocks - 1] : a->seq;   // (B, S, I)
-    float *dh = zeros(arena, ni);
+    float *dh = rl_arena_take_zeros(arena, ni);
     if (l->linear) {
-        float *dt = take(arena, nc);
+        float *dt = rl_arena_take(arena, nc);
         rl_permute4(dt, dout, (int[]){ B, C, S, 1 }, (int[]){ 0, 2, 1, 3 });
         rl_fc_bwd(&l->proj_out_l, g ? &g->proj_out_l : NULL, dh, dt, hl, B * S);
     } else {
-        float *t = take(arena, ni), *dt = zeros(arena, ni);
+        float *t = rl_arena_take(arena, ni), *dt = rl_arena_take_zeros(arena, ni);
         rl_permute4(t, hl, (int[]){ B, S, I, 1 }, (int[]){ 0, 2, 1, 3 });
         rl_conv_bwd(&l->proj_out_c, g ? &g->proj_out_c : NULL, arena, dt, dout, t, B, H, W);
         rl_permute4(dh, dt, (int[]){ B, I, S, 1 }, (int[]){ 0, 2, 1, 3 });
     }
-    float *din = take(arena, ni);
+    float *din = rl_arena_take(arena, ni);
     for (int i = l->n_blocks - 1; i >= 0; i--) {
         const float *in = i ? a->h[i - 1] : a->seq;
         memset(din, 0, ni * sizeof(float));
@@ -910,14 +881,14 @@ void rl_xformer_bwd(const rl_xformer *l, const rl_xformer *g, const rl_xformer_a
                       dh, in, ctx, B, S, Tk, ctx_rep);
         float *t = dh; dh = din; din = t;
     }
-    float *dn = zeros(arena, nc);                                      // (B, C, S)
+    float *dn = rl_arena_take_zeros(arena, nc);                        // (B, C, S)
     if (l->linear) {
-        float *tn = take(arena, nc), *dtn = zeros(arena, nc);
+        float *tn = rl_arena_take(arena, nc), *dtn = rl_arena_take_zeros(arena, nc);
         rl_permute4(tn, a->n, (int[]){ B, C, S, 1 }, (int[]){ 0, 2, 1, 3 });
         rl_fc_bwd(&l->proj_in_l, g ? &g->proj_in_l : NULL, dtn, dh, tn, B * S);
         rl_permute4(dn, dtn, (int[]){ B, S, C, 1 }, (int[]){ 0, 2, 1, 3 });
     } else {
-        float *ds = take(arena, ni);
+        float *ds = rl_arena_take(arena, ni);
         rl_permute4(ds, dh, (int[]){ B, S, I, 1 }, (int[]){ 0, 2, 1, 3 });
         rl_conv_bwd(&l->proj_in_c, g ? &g->proj_in_c : NULL, arena, dn, ds, a->n, B, H, W);
     }

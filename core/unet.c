@@ -7,19 +7,6 @@
 #include "core/ops.h"
 #include "core/par.h"
 
-#define TRY(x)                                  \
-    do {                                        \
-        rl_status rc_ = (x);                    \
-        if (rc_ != RL_OK) return rc_;           \
-    } while (0)
-
-static float *take(rl_arena *a, size_t n)
-{
-    float *p = rl_arena_floats(a, n ? n : 1);
-    RL_ASSERT(p != NULL);
-    return p;
-}
-
 // ---- bind ---------------------------------------------------------------------------------
 
 static rl_resnet_cfg res_cfg(const rl_unet_cfg *c, int C, int OC, float out_scale)
@@ -54,9 +41,9 @@ static rl_status bind_all(rl_unet *u, rl_weights *ws, rl_weights *wm, const rl_u
     const int n = c->n_blocks;
     u->C0 = c->channels[0];
     u->Ct = c->time_embed_dim;
-    TRY(rl_fc_bind(&u->t_lin1, ws, "time_embedding.linear_1", u->C0, u->Ct, 1, err));
-    TRY(rl_fc_bind(&u->t_lin2, ws, "time_embedding.linear_2", u->Ct, u->Ct, 1, err));
-    TRY(rl_conv_bind(&u->conv_in, ws, "conv_in", c->in_channels, u->C0, 3, 1, 1, 1, err));
+    RL_TRY(rl_fc_bind(&u->t_lin1, ws, "time_embedding.linear_1", u->C0, u->Ct, 1, err));
+    RL_TRY(rl_fc_bind(&u->t_lin2, ws, "time_embedding.linear_2", u->Ct, u->Ct, 1, err));
+    RL_TRY(rl_conv_bind(&u->conv_in, ws, "conv_in", c->in_channels, u->C0, 3, 1, 1, 1, err));
 
     int out_ch = c->channels[0];
     for (int i = 0; i < n; i++) {
@@ -72,22 +59,22 @@ static rl_status bind_all(rl_unet *u, rl_weights *ws, rl_weights *wm, const rl_u
         for (int j = 0; j < b->n_layers; j++) {
             snprintf(p, sizeof p, "down_blocks.%d.resnets.%d", i, j);
             rl_resnet_cfg rc = res_cfg(c, j == 0 ? in_ch : out_ch, out_ch, 1.0f);
-            TRY(rl_resnet_bind(&b->resnets[j], ws, p, &rc, err));
+            RL_TRY(rl_resnet_bind(&b->resnets[j], ws, p, &rc, err));
             if (b->cross) {
                 snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", i, j);
-                TRY(bind_xformer(&b->attns[j], ws, p, c, out_ch, c->heads[i], c->cross_dim[i],
-                                 c->xf_layers[i], err));
+                RL_TRY(bind_xformer(&b->attns[j], ws, p, c, out_ch, c->heads[i], c->cross_dim[i],
+                                    c->xf_layers[i], err));
             }
             if (b->has_motion) {
                 snprintf(p, sizeof p, "down_blocks.%d.motion_modules.%d", i, j);
-                TRY(bind_motion(&b->motions[j], wm, p, c, out_ch, c->motion_heads[i],
-                                c->motion_xf_layers[i], err));
+                RL_TRY(bind_motion(&b->motions[j], wm, p, c, out_ch, c->motion_heads[i],
+                                   c->motion_xf_layers[i], err));
             }
         }
         if (i < n - 1) {
             b->has_sampler = 1;
             snprintf(p, sizeof p, "down_blocks.%d.downsamplers.0", i);
-            TRY(rl_downsample_bind(&b->down, ws, p, out_ch, out_ch, c->downsample_padding, err));
+            RL_TRY(rl_downsample_bind(&b->down, ws, p, out_ch, out_ch, c->downsample_padding, err));
         }
     }
 
@@ -98,18 +85,18 @@ static rl_status bind_all(rl_unet *u, rl_weights *ws, rl_weights *wm, const rl_u
                        RL_UNET_MAX_LAYERS);
     u->has_mid_motion = c->has_motion && c->motion_mid;
     rl_resnet_cfg mrc = res_cfg(c, Cm, Cm, c->mid_block_scale_factor);
-    TRY(rl_resnet_bind(&u->mid_res[0], ws, "mid_block.resnets.0", &mrc, err));
+    RL_TRY(rl_resnet_bind(&u->mid_res[0], ws, "mid_block.resnets.0", &mrc, err));
     for (int k = 0; k < c->mid_layers; k++) {
         snprintf(p, sizeof p, "mid_block.attentions.%d", k);
-        TRY(bind_xformer(&u->mid_attn[k], ws, p, c, Cm, c->heads[n - 1], c->cross_dim[n - 1],
-                         c->mid_xf_layers, err));
+        RL_TRY(bind_xformer(&u->mid_attn[k], ws, p, c, Cm, c->heads[n - 1], c->cross_dim[n - 1],
+                            c->mid_xf_layers, err));
         if (u->has_mid_motion) {
             snprintf(p, sizeof p, "mid_block.motion_modules.%d", k);
-            TRY(bind_motion(&u->mid_motion[k], wm, p, c, Cm, c->motion_heads[n - 1],
-                            c->motion_mid_xf_layers, err));
+            RL_TRY(bind_motion(&u->mid_motion[k], wm, p, c, Cm, c->motion_heads[n - 1],
+                               c->motion_mid_xf_layers, err));
         }
         snprintf(p, sizeof p, "mid_block.resnets.%d", k + 1);
-        TRY(rl_resnet_bind(&u->mid_res[k + 1], ws, p, &mrc, err));
+        RL_TRY(rl_resnet_bind(&u->mid_res[k + 1], ws, p, &mrc, err));
     }
 
     // up
@@ -131,30 +118,30 @@ static rl_status bind_all(rl_unet *u, rl_weights *ws, rl_weights *wm, const rl_u
             const int res_in = j == 0 ? prev : out_ch;
             snprintf(p, sizeof p, "up_blocks.%d.resnets.%d", i, j);
             rl_resnet_cfg rc = res_cfg(c, res_in + skip, out_ch, 1.0f);
-            TRY(rl_resnet_bind(&b->resnets[j], ws, p, &rc, err));
+            RL_TRY(rl_resnet_bind(&b->resnets[j], ws, p, &rc, err));
             if (b->cross) {
                 snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
-                TRY(bind_xformer(&b->attns[j], ws, p, c, out_ch, c->heads[r], c->cross_dim[r],
-                                 c->xf_layers_up[i], err));
+                RL_TRY(bind_xformer(&b->attns[j], ws, p, c, out_ch, c->heads[r], c->cross_dim[r],
+                                    c->xf_layers_up[i], err));
             }
             if (b->has_motion) {
                 snprintf(p, sizeof p, "up_blocks.%d.motion_modules.%d", i, j);
-                TRY(bind_motion(&b->motions[j], wm, p, c, out_ch, c->motion_heads[r],
-                                c->motion_xf_layers_up[i], err));
+                RL_TRY(bind_motion(&b->motions[j], wm, p, c, out_ch, c->motion_heads[r],
+                                   c->motion_xf_layers_up[i], err));
             }
         }
         if (i < n - 1) {
             b->has_sampler = 1;
             snprintf(p, sizeof p, "up_blocks.%d.upsamplers.0", i);
-            TRY(rl_upsample_bind(&b->up, ws, p, out_ch, out_ch, err));
+            RL_TRY(rl_upsample_bind(&b->up, ws, p, out_ch, out_ch, err));
         }
     }
 
-    TRY(rl_gnorm_bind(&u->norm_out, ws, "conv_norm_out", u->C0, c->norm_num_groups, c->norm_eps,
-                      err));
-    TRY(rl_conv_bind(&u->conv_out, ws, "conv_out", u->C0, c->out_channels, 3, 1, 1, 1, err));
-    TRY(rl_weights_check_all_used(ws, NULL, err));
-    if (wm != ws) TRY(rl_weights_check_all_used(wm, NULL, err));
+    RL_TRY(rl_gnorm_bind(&u->norm_out, ws, "conv_norm_out", u->C0, c->norm_num_groups, c->norm_eps,
+                         err));
+    RL_TRY(rl_conv_bind(&u->conv_out, ws, "conv_out", u->C0, c->out_channels, 3, 1, 1, 1, err));
+    RL_TRY(rl_weights_check_all_used(ws, NULL, err));
+    if (wm != ws) RL_TRY(rl_weights_check_all_used(wm, NULL, err));
     return RL_OK;
 }
 
@@ -290,15 +277,16 @@ static void forward(const rl_unet *u, rl_unet_acts *A, rl_arena *arena, float *o
     const int ctx_rep = emb_frames == 1 ? F : 1;
 
     // time embedding: linear_2(silu(linear_1(proj(t)))) (N, Ct), repeated over frames (B, Ct)
-    float *tv = take(arena, (size_t)N), *tp = take(arena, (size_t)N * C0);
+    float *tv = rl_arena_take(arena, (size_t)N), *tp = rl_arena_take(arena, (size_t)N * C0);
     for (int i = 0; i < N; i++) tv[i] = t[t_n == 1 ? 0 : i];
     rl_timestep_embed(tp, tv, N, C0, c->flip_sin_to_cos, c->freq_shift, 10000.0f);
-    float *t1 = take(arena, (size_t)N * Ct), *t1a = train ? take(arena, (size_t)N * Ct) : t1;
-    float *e2 = take(arena, (size_t)N * Ct);
+    float *t1 = rl_arena_take(arena, (size_t)N * Ct);
+    float *t1a = train ? rl_arena_take(arena, (size_t)N * Ct) : t1;
+    float *e2 = rl_arena_take(arena, (size_t)N * Ct);
     rl_fc_fwd(&u->t_lin1, t1, tp, N);
     rl_silu_fwd(t1a, t1, (size_t)N * Ct);
     rl_fc_fwd(&u->t_lin2, e2, t1a, N);
-    float *temb = take(arena, (size_t)B * Ct);
+    float *temb = rl_arena_take(arena, (size_t)B * Ct);
     for (int b = 0; b < B; b++)
         memcpy(temb + (size_t)b * Ct, e2 + (size_t)(b / F) * Ct, (size_t)Ct * sizeof(float));
 
@@ -310,15 +298,15 @@ static void forward(const rl_unet *u, rl_unet_acts *A, rl_arena *arena, float *o
     float *pp[3] = { NULL, NULL, NULL };                // inference: ping, pong, concat
     if (!train) {
         for (int i = 0; i < ns; i++)
-            skip[i] = take(arena, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
-        pp[0] = take(arena, (size_t)B * mo);
-        pp[1] = take(arena, (size_t)B * mo);
-        pp[2] = take(arena, (size_t)B * mc);
+            skip[i] = rl_arena_take(arena, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
+        pp[0] = rl_arena_take(arena, (size_t)B * mo);
+        pp[1] = rl_arena_take(arena, (size_t)B * mo);
+        pp[2] = rl_arena_take(arena, (size_t)B * mc);
     }
     // the buffer for the next stage's output: fresh when training, else the one h is not in
-#define NEXT(h, nf) (train ? take(arena, (nf)) : ((h) == pp[0] ? pp[1] : pp[0]))
+#define NEXT(h, nf) (train ? rl_arena_take(arena, (nf)) : ((h) == pp[0] ? pp[1] : pp[0]))
     // ... and for a stage whose output is a skip connection: inference writes it in place
-#define NEXT_SKIP(h, nf) (train ? take(arena, (nf)) : skip[top])
+#define NEXT_SKIP(h, nf) (train ? rl_arena_take(arena, (nf)) : skip[top])
     // training keeps the stage output itself as the skip
 #define PUSH(h)                                                                 \
     do {                                                                        \
@@ -328,7 +316,7 @@ static void forward(const rl_unet *u, rl_unet_acts *A, rl_arena *arena, float *o
 
     // (N, Cin, F, S) -> (N, F, Cin, S) = (B, Cin, H, W), conv_in
     int C = C0, top = 0;
-    float *xin = train ? take(arena, (size_t)B * Cin * H * W) : pp[1];
+    float *xin = train ? rl_arena_take(arena, (size_t)B * Cin * H * W) : pp[1];
     rl_permute4(xin, x, (int[]){ N, Cin, F, H * W }, (int[]){ 0, 2, 1, 3 });
     float *h = NEXT_SKIP(xin, (size_t)B * C0 * H * W), *o;
     rl_conv_fwd(&u->conv_in, arena, h, xin, B, H, W);
@@ -408,7 +396,7 @@ static void forward(const rl_unet *u, rl_unet_acts *A, rl_arena *arena, float *o
         if (ba) { ba->H = H; ba->W = W; }
         for (int j = 0; j < b->n_layers; j++) {
             const dims s = sk[--top];
-            float *cat = train ? take(arena, (size_t)B * (C + s.C) * H * W) : pp[2];
+            float *cat = train ? rl_arena_take(arena, (size_t)B * (C + s.C) * H * W) : pp[2];
             rl_concat_fwd(cat, h, skip[top], B, C, s.C, H * W);
             C = b->resnets[j].OC;
             const size_t nf = (size_t)B * C * H * W;
@@ -443,13 +431,13 @@ static void forward(const rl_unet *u, rl_unet_acts *A, rl_arena *arena, float *o
 
     // conv_norm_out -> silu -> conv_out, (B, Cout, S) -> (N, Cout, F, S)
     const int G = u->norm_out.G, S = H * W, Cout = c->out_channels;
-    float *mean = take(arena, (size_t)B * G), *rstd = take(arena, (size_t)B * G);
+    float *mean = rl_arena_take(arena, (size_t)B * G), *rstd = rl_arena_take(arena, (size_t)B * G);
     float *gn = NEXT(h, (size_t)B * C * S);
     rl_groupnorm_fwd(gn, mean, rstd, h, u->norm_out.w, u->norm_out.b, B, C, S, G,
                      u->norm_out.eps);
-    float *act = train ? take(arena, (size_t)B * C * S) : gn;
+    float *act = train ? rl_arena_take(arena, (size_t)B * C * S) : gn;
     rl_silu_fwd(act, gn, (size_t)B * C * S);
-    float *y = train ? take(arena, (size_t)B * Cout * S) : h;   // inference: h is free now
+    float *y = train ? rl_arena_take(arena, (size_t)B * Cout * S) : h;   // inference: h is free now
     rl_conv_fwd(&u->conv_out, arena, y, act, B, H, W);
     rl_permute4(out, y, (int[]){ N, F, Cout, S }, (int[]){ 0, 2, 1, 3 });
 #undef NEXT
@@ -471,9 +459,9 @@ rl_status rl_unet_fwd(const rl_unet *u, rl_arena *arena, float *out, const float
                       const float *t, int t_n, const float *emb, int emb_frames, int L, int D,
                       int N, int F, int H, int W, rl_err *err)
 {
-    TRY(check_call(u, t_n, emb_frames, L, D, N, F, H, W, err));
-    TRY(reserve(arena, rl_unet_plan_bytes(u, 0, N, F, H, W, L, emb_frames, rl_par_max_threads()),
-                "inference", N, F, H, W, err));
+    RL_TRY(check_call(u, t_n, emb_frames, L, D, N, F, H, W, err));
+    RL_TRY(reserve(arena, rl_unet_plan_bytes(u, 0, N, F, H, W, L, emb_frames, rl_par_max_threads()),
+                   "inference", N, F, H, W, err));
     rl_arena_mark m0 = rl_arena_get_mark(arena);
     forward(u, NULL, arena, out, x, t, t_n, emb, emb_frames, L, N, F, H, W);
     rl_arena_reset(arena, m0);
@@ -485,13 +473,13 @@ rl_status rl_unet_fwd_train(const rl_unet *u, rl_unet_acts *a, rl_arena *arena, 
                             int emb_frames, int L, int D, int N, int F, int H, int W,
                             rl_err *err)
 {
-    TRY(check_call(u, t_n, emb_frames, L, D, N, F, H, W, err));
+    RL_TRY(check_call(u, t_n, emb_frames, L, D, N, F, H, W, err));
     const int f = 1 << (u->cfg.n_blocks - 1);
     if (H % f || W % f)
         return rl_errf(err, RL_E_PARAM, "unet: training needs latents whose sides are multiples "
                        "of %d, got %dx%d", f, H, W);
-    TRY(reserve(arena, rl_unet_plan_bytes(u, 1, N, F, H, W, L, emb_frames, rl_par_max_threads()),
-                "training", N, F, H, W, err));
+    RL_TRY(reserve(arena, rl_unet_plan_bytes(u, 1, N, F, H, W, L, emb_frames, rl_par_max_threads()),
+                   "training", N, F, H, W, err));
     memset(a, 0, sizeof *a);
     *a = (rl_unet_acts){ .N = N, .F = F, .H = H, .W = W, .L = L, .D = D,
                          .emb_frames = emb_frames, .ctx_rep = emb_frames == 1 ? F : 1,
@@ -501,13 +489,6 @@ rl_status rl_unet_fwd_train(const rl_unet *u, rl_unet_acts *a, rl_arena *arena, 
 }
 
 // ---- backward -----------------------------------------------------------------------------
-
-static float *zeros(rl_arena *a, size_t n)
-{
-    float *p = rl_arena_zeros(a, n ? n : 1);
-    RL_ASSERT(p != NULL);
-    return p;
-}
 
 /* The gradient of the stage being walked back lives in one of two buffers; a stage's backward
  * accumulates its input gradient into the other one, zeroed first. */
@@ -541,12 +522,14 @@ void rl_unet_bwd(const rl_unet *u, const rl_unet *g, int which, const rl_unet_ac
     int ns;
     size_t mo, mc;
     walk(u, A->H, A->W, sk, &ns, &mo, &mc);
-    dstream d = { { take(arena, (size_t)B * mo), take(arena, (size_t)B * mo) }, NULL };
-    float *dcat = take(arena, (size_t)B * mc);
+    dstream d = { { rl_arena_take(arena, (size_t)B * mo), rl_arena_take(arena, (size_t)B * mo) },
+                 NULL };
+    float *dcat = rl_arena_take(arena, (size_t)B * mc);
     float *dskip[RL_UNET_MAX_SKIPS];
-    for (int i = 0; i < ns; i++) dskip[i] = zeros(arena, (size_t)B * sk[i].C * sk[i].H * sk[i].W);
+    for (int i = 0; i < ns; i++) dskip[i] = rl_arena_take_zeros(arena,
+                                                                (size_t)B * sk[i].C * sk[i].H * sk[i].W);
     // d(temb) is needed only for the time-embedding MLP, an image-layer weight
-    float *dtemb = gi ? zeros(arena, (size_t)B * Ct) : NULL;
+    float *dtemb = gi ? rl_arena_take_zeros(arena, (size_t)B * Ct) : NULL;
     float *o;
 #define STEP(nf) (o = dnext(&d, (nf)))
 #define DONE() (d.dh = o)
@@ -555,7 +538,7 @@ void rl_unet_bwd(const rl_unet *u, const rl_unet *g, int which, const rl_unet_ac
     {
         const int S = H * W, G = u->norm_out.G;
         const size_t nf = (size_t)B * C0 * S;
-        float *dy = take(arena, (size_t)B * Cout * S);          // (B, Cout, S)
+        float *dy = rl_arena_take(arena, (size_t)B * Cout * S);          // (B, Cout, S)
         rl_permute4(dy, dout, (int[]){ N, Cout, F, S }, (int[]){ 0, 2, 1, 3 });
         float *dact = dnext(&d, nf);
         d.dh = dact;
@@ -683,13 +666,13 @@ void rl_unet_bwd(const rl_unet *u, const rl_unet *g, int which, const rl_unet_ac
     {
         const int S = A->H * A->W;
         rl_add_inplace(d.dh, dskip[0], (size_t)B * C0 * S);
-        float *dxin = dx ? zeros(arena, (size_t)B * Cin * S) : NULL;
+        float *dxin = dx ? rl_arena_take_zeros(arena, (size_t)B * Cin * S) : NULL;
         if (dx || gi)
             rl_conv_bwd(&u->conv_in, gi ? &gi->conv_in : NULL, arena, dxin, d.dh, A->xin, B, A->H,
                         A->W);
         if (dx) {
             // (N, F, Cin, S) -> (N, Cin, F, S), accumulated
-            float *t = take(arena, (size_t)B * Cin * S);
+            float *t = rl_arena_take(arena, (size_t)B * Cin * S);
             rl_permute4(t, dxin, (int[]){ N, F, Cin, S }, (int[]){ 0, 2, 1, 3 });
             rl_add_inplace(dx, t, (size_t)B * Cin * S);
         }
@@ -697,8 +680,9 @@ void rl_unet_bwd(const rl_unet *u, const rl_unet *g, int which, const rl_unet_ac
 
     // time embedding: temb[b] = e2[b / F]; e2 = linear_2(silu(linear_1(tp)))
     if (gi) {
-        float *de2 = zeros(arena, (size_t)N * Ct), *dt1a = zeros(arena, (size_t)N * Ct);
-        float *dt1 = zeros(arena, (size_t)N * Ct);
+        float *de2 = rl_arena_take_zeros(arena, (size_t)N * Ct);
+        float *dt1a = rl_arena_take_zeros(arena, (size_t)N * Ct);
+        float *dt1 = rl_arena_take_zeros(arena, (size_t)N * Ct);
         for (int b = 0; b < B; b++)                              // frames in order: fixed sums
             rl_add_inplace(de2 + (size_t)(b / F) * Ct, dtemb + (size_t)b * Ct, (size_t)Ct);
         rl_fc_bwd(&u->t_lin2, &gi->t_lin2, dt1a, de2, A->t1a, N);

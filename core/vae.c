@@ -5,7 +5,6 @@
  * error messages all walk one list. */
 #include "core/vae.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,20 +13,6 @@
 #define VAE_EPS 1e-6f           // every GroupNorm of AutoencoderKL
 
 // ---- binding ------------------------------------------------------------------------
-
-/* "<prefix>.<name>" (printf-style name) into buf; a NULL or empty prefix adds nothing. */
-static const char *name_of(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static const char *name_of(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
-{
-    int k = 0;
-    if (prefix && prefix[0]) k = snprintf(buf, cap, "%s.", prefix);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + k, cap - (size_t)k, fmt, ap);
-    va_end(ap);
-    return buf;
-}
 
 static rl_vae_stage *push(rl_vae_path *p, int cap, rl_vae_kind kind, int C, int OC)
 {
@@ -53,7 +38,7 @@ static rl_status bind_mid(rl_vae_path *p, int cap, rl_weights *ws, const char *p
     rl_status rc;
     char n[256];
     const int C = c->block_out_channels[c->n_blocks - 1], G = c->norm_num_groups;
-    name_of(n, sizeof n, prefix, "%s.mid_block.resnets.0", half);
+    rl_weights_name(n, sizeof n, prefix, "%s.mid_block.resnets.0", half);
     if ((rc = bind_resnet(p, cap, ws, n, C, C, G, err))) return rc;
     if (c->mid_block_add_attention) {
         // attention_head_dim = C: one head of size C
@@ -61,10 +46,10 @@ static rl_status bind_mid(rl_vae_path *p, int cap, rl_weights *ws, const char *p
         rl_attention_cfg ac = { .Cq = C, .Ckv = 0, .NH = 1, .HS = C, .qkv_bias = 1,
                                 .out_bias = 1, .norm_groups = G, .norm_eps = VAE_EPS,
                                 .residual = 1, .rescale = 1.0f };
-        name_of(n, sizeof n, prefix, "%s.mid_block.attentions.0", half);
+        rl_weights_name(n, sizeof n, prefix, "%s.mid_block.attentions.0", half);
         if ((rc = rl_attention_bind(&s->attn, ws, n, &ac, err))) return rc;
     }
-    name_of(n, sizeof n, prefix, "%s.mid_block.resnets.1", half);
+    rl_weights_name(n, sizeof n, prefix, "%s.mid_block.resnets.1", half);
     return bind_resnet(p, cap, ws, n, C, C, G, err);
 }
 
@@ -92,30 +77,30 @@ static rl_status bind_encoder(rl_vae_path *p, rl_weights *ws, const char *prefix
     if (!(p->st = calloc((size_t)cap, sizeof *p->st)))
         return rl_errf(err, RL_E_NOMEM, "vae: cannot allocate %d encoder stages", cap);
 
-    name_of(n, sizeof n, prefix, "encoder.conv_in");
+    rl_weights_name(n, sizeof n, prefix, "encoder.conv_in");
     if ((rc = bind_conv(p, cap, ws, n, c->in_channels, c->block_out_channels[0], 3, err)))
         return rc;
     int ch = c->block_out_channels[0];
     for (int i = 0; i < nb; i++) {
         const int out = c->block_out_channels[i];
         for (int j = 0; j < L; j++) {
-            name_of(n, sizeof n, prefix, "encoder.down_blocks.%d.resnets.%d", i, j);
+            rl_weights_name(n, sizeof n, prefix, "encoder.down_blocks.%d.resnets.%d", i, j);
             if ((rc = bind_resnet(p, cap, ws, n, j == 0 ? ch : out, out, G, err))) return rc;
         }
         ch = out;
         if (i < nb - 1) {    // Downsample2D(padding=0): F.pad (0, 1, 0, 1), 3x3 stride 2
             rl_vae_stage *s = push(p, cap, RL_VAE_DOWN, out, out);
-            name_of(n, sizeof n, prefix, "encoder.down_blocks.%d.downsamplers.0", i);
+            rl_weights_name(n, sizeof n, prefix, "encoder.down_blocks.%d.downsamplers.0", i);
             if ((rc = rl_downsample_bind(&s->down, ws, n, out, out, 0, err))) return rc;
         }
     }
     if ((rc = bind_mid(p, cap, ws, prefix, "encoder", c, err))) return rc;
-    name_of(n, sizeof n, prefix, "encoder.conv_norm_out");
+    rl_weights_name(n, sizeof n, prefix, "encoder.conv_norm_out");
     if ((rc = bind_gnsilu(p, cap, ws, n, ch, G, err))) return rc;
-    name_of(n, sizeof n, prefix, "encoder.conv_out");
+    rl_weights_name(n, sizeof n, prefix, "encoder.conv_out");
     if ((rc = bind_conv(p, cap, ws, n, ch, 2 * c->latent_channels, 3, err))) return rc;
     if (c->use_quant_conv) {
-        name_of(n, sizeof n, prefix, "quant_conv");
+        rl_weights_name(n, sizeof n, prefix, "quant_conv");
         if ((rc = bind_conv(p, cap, ws, n, 2 * c->latent_channels, 2 * c->latent_channels, 1,
                             err))) return rc;
     }
@@ -133,30 +118,30 @@ static rl_status bind_decoder(rl_vae_path *p, rl_weights *ws, const char *prefix
         return rl_errf(err, RL_E_NOMEM, "vae: cannot allocate %d decoder stages", cap);
 
     if (c->use_post_quant_conv) {
-        name_of(n, sizeof n, prefix, "post_quant_conv");
+        rl_weights_name(n, sizeof n, prefix, "post_quant_conv");
         if ((rc = bind_conv(p, cap, ws, n, c->latent_channels, c->latent_channels, 1, err)))
             return rc;
     }
     int ch = c->block_out_channels[nb - 1];
-    name_of(n, sizeof n, prefix, "decoder.conv_in");
+    rl_weights_name(n, sizeof n, prefix, "decoder.conv_in");
     if ((rc = bind_conv(p, cap, ws, n, c->latent_channels, ch, 3, err))) return rc;
     if ((rc = bind_mid(p, cap, ws, prefix, "decoder", c, err))) return rc;
     for (int i = 0; i < nb; i++) {
         const int out = c->block_out_channels[nb - 1 - i];   // reversed block_out_channels
         for (int j = 0; j < L; j++) {
-            name_of(n, sizeof n, prefix, "decoder.up_blocks.%d.resnets.%d", i, j);
+            rl_weights_name(n, sizeof n, prefix, "decoder.up_blocks.%d.resnets.%d", i, j);
             if ((rc = bind_resnet(p, cap, ws, n, j == 0 ? ch : out, out, G, err))) return rc;
         }
         ch = out;
         if (i < nb - 1) {    // Upsample2D(use_conv=True): nearest 2x, 3x3 conv
             rl_vae_stage *s = push(p, cap, RL_VAE_UP, out, out);
-            name_of(n, sizeof n, prefix, "decoder.up_blocks.%d.upsamplers.0", i);
+            rl_weights_name(n, sizeof n, prefix, "decoder.up_blocks.%d.upsamplers.0", i);
             if ((rc = rl_upsample_bind(&s->up, ws, n, out, out, err))) return rc;
         }
     }
-    name_of(n, sizeof n, prefix, "decoder.conv_norm_out");
+    rl_weights_name(n, sizeof n, prefix, "decoder.conv_norm_out");
     if ((rc = bind_gnsilu(p, cap, ws, n, ch, G, err))) return rc;
-    name_of(n, sizeof n, prefix, "decoder.conv_out");
+    rl_weights_name(n, sizeof n, prefix, "decoder.conv_out");
     return bind_conv(p, cap, ws, n, ch, c->out_channels, 3, err);
 }
 

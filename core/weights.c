@@ -186,6 +186,17 @@ rl_status rl_weights_getf(rl_weights *ws, const float **data, rl_err *err, int n
     return get(ws, name, ndim, shape, data, 1, err);
 }
 
+const char *rl_weights_name(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
+{
+    int k = (prefix && *prefix) ? snprintf(buf, cap, "%s.", prefix) : 0;
+    if (k < 0 || (size_t)k >= cap) k = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + k, cap - (size_t)k, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
 rl_status rl_weights_check_all_used(const rl_weights *ws, const char *prefix, rl_err *err)
 {
     size_t pl = prefix ? strlen(prefix) : 0;

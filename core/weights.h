@@ -55,6 +55,11 @@ rl_status rl_weights_get_opt(rl_weights *ws, const char *name, int ndim, const i
 rl_status rl_weights_getf(rl_weights *ws, const float **data, rl_err *err, int ndim,
                           const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* "<prefix>.<child>" into buf (cap bytes), child printf-style, or just "<child>" when prefix
+ * is NULL or empty (a module bound at the root): how a layer names what it owns. Truncates
+ * to fit (a truncated name then fails the lookup as missing); returns buf. */
+const char *rl_weights_name(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* RL_E_SHAPE naming the first tensor under prefix (NULL/"" = all) that no bind used. */
 rl_status rl_weights_check_all_used(const rl_weights *ws, const char *prefix, rl_err *err);
 

@@ -1,38 +1,10 @@
 /* temporal/motion.c - AnimateDiff motion module, see motion.h. */
 #include "temporal/motion.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
-
-/* "<prefix>.<child>", or just "<child>" when prefix is empty (a module bound at the root). */
-static void sub(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void sub(char *buf, size_t cap, const char *prefix, const char *fmt, ...)
-{
-    int k = (prefix && *prefix) ? snprintf(buf, cap, "%s.", prefix) : 0;
-    if (k < 0 || (size_t)k >= cap) k = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + k, cap - (size_t)k, fmt, ap);
-    va_end(ap);
-}
-
-#define TRY(x)                                  \
-    do {                                        \
-        rl_status rc_ = (x);                    \
-        if (rc_ != RL_OK) return rc_;           \
-    } while (0)
-
-static float *take(rl_arena *a, size_t n)
-{
-    float *p = rl_arena_floats(a, n ? n : 1);
-    RL_ASSERT(p != NULL);
-    return p;
-}
 
 rl_status rl_motion_bind(rl_motion *m, rl_weights *ws, const char *prefix,
                          const rl_motion_cfg *cfg, rl_err *err)
@@ -47,12 +19,12 @@ rl_status rl_motion_bind(rl_motion *m, rl_weights *ws, const char *prefix,
                        cfg->n_layers, cfg->max_seq);
     m->HS = cfg->C / cfg->NH;
     m->inner = m->NH * m->HS;
-    sub(p, sizeof p, prefix, "norm");
-    TRY(rl_gnorm_bind(&m->norm, ws, p, cfg->C, cfg->G, 1e-6f, err));
-    sub(p, sizeof p, prefix, "proj_in");
-    TRY(rl_fc_bind(&m->proj_in, ws, p, cfg->C, m->inner, 1, err));
-    sub(p, sizeof p, prefix, "proj_out");
-    TRY(rl_fc_bind(&m->proj_out, ws, p, m->inner, cfg->C, 1, err));
+    rl_weights_name(p, sizeof p, prefix, "norm");
+    RL_TRY(rl_gnorm_bind(&m->norm, ws, p, cfg->C, cfg->G, 1e-6f, err));
+    rl_weights_name(p, sizeof p, prefix, "proj_in");
+    RL_TRY(rl_fc_bind(&m->proj_in, ws, p, cfg->C, m->inner, 1, err));
+    rl_weights_name(p, sizeof p, prefix, "proj_out");
+    RL_TRY(rl_fc_bind(&m->proj_out, ws, p, m->inner, cfg->C, 1, err));
     m->blocks = calloc((size_t)cfg->n_layers, sizeof *m->blocks);
     if (!m->blocks) return rl_errf(err, RL_E_NOMEM, "%s: out of memory", prefix);
     m->n_blocks = cfg->n_layers;
@@ -60,7 +32,7 @@ rl_status rl_motion_bind(rl_motion *m, rl_weights *ws, const char *prefix,
                          .double_self = cfg->double_self, .attn_bias = 0,
                          .pe_len = cfg->max_seq, .ln_eps = 1e-5f };
     for (int i = 0; i < cfg->n_layers; i++) {
-        sub(p, sizeof p, prefix, "transformer_blocks.%d", i);
+        rl_weights_name(p, sizeof p, prefix, "transformer_blocks.%d", i);
         rl_status rc = rl_tblock_bind(&m->blocks[i], ws, p, &bc, err);
         if (rc) { rl_motion_free(m); return rc; }
     }
@@ -86,18 +58,18 @@ void rl_motion_fwd(const rl_motion *m, rl_motion_acts *a, rl_arena *arena, float
 
     // seq (N*S, F, I) = proj_in(norm(x)) as sequences (inference: the permuted and normed
     // copies are released once seq exists)
-    a->seq = take(arena, (size_t)N * S * F * I);
+    a->seq = rl_arena_take(arena, (size_t)N * S * F * I);
     rl_arena_mark mt = rl_arena_get_mark(arena);
     // (N, F, C, S) -> (N, C, F, S), GroupNorm over (C/G, F, S) per video
-    a->xp = take(arena, n);
+    a->xp = rl_arena_take(arena, n);
     rl_permute4(a->xp, x, (int[]){ N, F, C, S }, (int[]){ 0, 2, 1, 3 });
-    a->gn = take(arena, n);
-    a->gn_mean = take(arena, (size_t)N * G);
-    a->gn_rstd = take(arena, (size_t)N * G);
+    a->gn = rl_arena_take(arena, n);
+    a->gn_mean = rl_arena_take(arena, (size_t)N * G);
+    a->gn_rstd = rl_arena_take(arena, (size_t)N * G);
     rl_groupnorm_fwd(a->gn, a->gn_mean, a->gn_rstd, a->xp, m->norm.w, m->norm.b, N, C, F * S, G,
                      m->norm.eps);
     // (N, C, F, S) -> (N, S, F, C): one sequence of F frames per (video, position)
-    a->gs = take(arena, n);
+    a->gs = rl_arena_take(arena, n);
     rl_permute4(a->gs, a->gn, (int[]){ N, C, F, S }, (int[]){ 0, 3, 2, 1 });
     rl_fc_fwd(&m->proj_in, a->seq, a->gs, N * S * F);
     if (!train) rl_arena_reset(arena, mt);
@@ -110,7 +82,7 @@ void rl_motion_fwd(const rl_motion *m, rl_motion_acts *a, rl_arena *arena, float
     const float *h = a->seq;
     float *hb = NULL;
     for (int i = 0; i < m->n_blocks; i++) {
-        if (train || !hb) hb = take(arena, (size_t)N * S * F * I);
+        if (train || !hb) hb = rl_arena_take(arena, (size_t)N * S * F * I);
         rl_tblock_fwd(&m->blocks[i], train ? &a->blocks[i] : NULL, arena, hb, h, NULL, N * S, F,
                       F, 1);
         if (train) a->h[i] = hb;
@@ -118,7 +90,7 @@ void rl_motion_fwd(const rl_motion *m, rl_motion_acts *a, rl_arena *arena, float
     }
 
     // proj_out, (N, S, F, C) -> (N, F, C, S), residual
-    float *y = take(arena, n), *yp = take(arena, n);
+    float *y = rl_arena_take(arena, n), *yp = rl_arena_take(arena, n);
     rl_fc_fwd(&m->proj_out, y, h, N * S * F);
     rl_permute4(yp, y, (int[]){ N, S, F, C }, (int[]){ 0, 2, 3, 1 });
     rl_add_fwd(out, yp, x, n);
@@ -136,11 +108,10 @@ void rl_motion_bwd(const rl_motion *m, const rl_motion *g, const rl_motion_acts 
     if (dx) rl_add_inplace(dx, dout, n);
 
     // (N, F, C, S) -> (N, S, F, C), proj_out
-    float *dy = take(arena, n);
+    float *dy = rl_arena_take(arena, n);
     rl_permute4(dy, dout, (int[]){ N, F, C, S }, (int[]){ 0, 3, 1, 2 });
     const float *hl = a->h[m->n_blocks - 1];
-    float *dh = rl_arena_zeros(arena, ni), *din = take(arena, ni);
-    RL_ASSERT(dh != NULL);
+    float *dh = rl_arena_take_zeros(arena, ni), *din = rl_arena_take(arena, ni);
     rl_fc_bwd(&m->proj_out, g ? &g->proj_out : NULL, dh, dy, hl, N * S * F);
     for (int i = m->n_blocks - 1; i >= 0; i--) {
         const float *in = i ? a->h[i - 1] : a->seq;
@@ -149,14 +120,14 @@ void rl_motion_bwd(const rl_motion *m, const rl_motion *g, const rl_motion_acts 
                       in, NULL, N * S, F, F, 1);
         float *t = dh; dh = din; din = t;
     }
-    float *dgs = rl_arena_zeros(arena, n), *dgn = take(arena, n), *dxp = rl_arena_zeros(arena, n);
-    RL_ASSERT(dgs && dxp);
+    float *dgs = rl_arena_take_zeros(arena, n), *dgn = rl_arena_take(arena, n);
+    float *dxp = rl_arena_take_zeros(arena, n);
     rl_fc_bwd(&m->proj_in, g ? &g->proj_in : NULL, dgs, dh, a->gs, N * S * F);
     rl_permute4(dgn, dgs, (int[]){ N, S, F, C }, (int[]){ 0, 3, 2, 1 });
     rl_groupnorm_bwd(dxp, g ? (float *)g->norm.w : NULL, g ? (float *)g->norm.b : NULL, dgn, a->xp,
                      a->gn_mean, a->gn_rstd, m->norm.w, N, C, F * S, G);
     if (dx) {
-        float *t = take(arena, n);
+        float *t = rl_arena_take(arena, n);
         rl_permute4(t, dxp, (int[]){ N, C, F, S }, (int[]){ 0, 2, 1, 3 });
         rl_add_inplace(dx, t, n);
     }

@@ -41,12 +41,6 @@
 #define DEFAULT_BENCH_CONFIG "presets/bench/sd15_animatediff"
 #define TORCH_SCRIPT "tools/fixtures/bench_torch.py"
 
-#define TRY(x)                                  \
-    do {                                        \
-        rl_status rc_ = (x);                    \
-        if (rc_ != RL_OK) return rc_;           \
-    } while (0)
-
 static const char unet_usage[] =
     "usage: reel bench unet [--model DIR | --random-weights [--config DIR]] [options]\n"
     "\n"
@@ -227,10 +221,10 @@ static rl_status load_configs(bench_model *m, const char *dir, rl_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/unet/config.json", dir);
-    TRY(rl_unet_cfg_load(&m->cfg, path, err));
+    RL_TRY(rl_unet_cfg_load(&m->cfg, path, err));
     snprintf(path, sizeof path, "%s/motion_adapter/config.json", dir);
     if (!m->cfg.motion_model && file_exists(path)) {
-        TRY(rl_unet_cfg_add_adapter(&m->cfg, path, err));
+        RL_TRY(rl_unet_cfg_add_adapter(&m->cfg, path, err));
         m->has_wm = 1;
     }
     m->L = 77;
@@ -238,7 +232,7 @@ static rl_status load_configs(bench_model *m, const char *dir, rl_err *err)
     snprintf(path, sizeof path, "%s/text_encoder/config.json", dir);
     if (file_exists(path)) {
         rl_clip_cfg tc;
-        TRY(rl_clip_cfg_load(&tc, path, err));
+        RL_TRY(rl_clip_cfg_load(&tc, path, err));
         m->L = tc.max_position_embeddings;
         m->D = tc.hidden_size;
     }
@@ -246,7 +240,7 @@ static rl_status load_configs(bench_model *m, const char *dir, rl_err *err)
     snprintf(path, sizeof path, "%s/vae/config.json", dir);
     if (file_exists(path)) {
         rl_vae_cfg vc;
-        TRY(rl_vae_cfg_load(&vc, path, err));
+        RL_TRY(rl_vae_cfg_load(&vc, path, err));
         m->scale = rl_vae_cfg_scale(&vc);
     }
     return RL_OK;
@@ -259,13 +253,13 @@ static rl_status model_open(bench_model *m, const char *dir, int random, rl_err 
     memset(m, 0, sizeof *m);
     rl_weights_init(&m->ws, "unet");
     rl_weights_init(&m->wm, "motion_adapter");
-    TRY(load_configs(m, dir, err));
+    RL_TRY(load_configs(m, dir, err));
     snprintf(m->label, sizeof m->label, "%s%s", dir, random ? " (random weights)" : "");
     if (random) return build_random(&m->u, &m->ws, &m->cfg, random == 1, err);
-    TRY(rl_diffusers_load_weights(&m->ws, dir, "unet", "diffusion_pytorch_model", err));
+    RL_TRY(rl_diffusers_load_weights(&m->ws, dir, "unet", "diffusion_pytorch_model", err));
     if (m->has_wm)
-        TRY(rl_diffusers_load_weights(&m->wm, dir, "motion_adapter", "diffusion_pytorch_model",
-                                      err));
+        RL_TRY(rl_diffusers_load_weights(&m->wm, dir, "motion_adapter", "diffusion_pytorch_model",
+                                         err));
     return rl_unet_bind(&m->u, &m->ws, m->has_wm ? &m->wm : NULL, &m->cfg, err);
 }
 
