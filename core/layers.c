@@ -507,6 +507,46 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
     add3(out, h, y, n);
 }
 
+rl_status rl_tblock_stack_bind(rl_tblock **blocks, rl_weights *ws, const char *prefix, int n,
+                               const rl_tblock_cfg *cfg, rl_err *err)
+{
+    char p[256];
+    *blocks = calloc((size_t)n, sizeof **blocks);
+    if (!*blocks) return rl_errf(err, RL_E_NOMEM, "%s: out of memory", prefix);
+    for (int i = 0; i < n; i++) {
+        rl_weights_name(p, sizeof p, prefix, "transformer_blocks.%d", i);
+        rl_status rc = rl_tblock_bind(&(*blocks)[i], ws, p, cfg, err);
+        if (rc) {
+            free(*blocks);
+            *blocks = NULL;
+            return rc;
+        }
+    }
+    return RL_OK;
+}
+
+const float *rl_tblock_stack_fwd(const rl_tblock *blocks, int n, float ***h,
+                                 rl_tblock_acts **acts, rl_arena *arena, const float *x,
+                                 const float *ctx, int B, int T, int Tk, int ctx_rep)
+{
+    const int train = h != NULL;
+    if (train) {
+        *h = rl_arena_bytes(arena, (size_t)n * sizeof **h);
+        *acts = rl_arena_bytes(arena, (size_t)n * sizeof **acts);
+        RL_ASSERT(*h && *acts);
+    }
+    const float *in = x;
+    float *hb = NULL;
+    for (int i = 0; i < n; i++) {
+        if (train || !hb) hb = rl_arena_take(arena, (size_t)B * T * blocks[i].C);
+        rl_tblock_fwd(&blocks[i], train ? &(*acts)[i] : NULL, arena, hb, in, ctx, B, T, Tk,
+                      ctx_rep);
+        if (train) (*h)[i] = hb;
+        in = hb;
+    }
+    return in;
+}
+
 // ---- Transformer2DModel -----------------------------------------------------------------
 
 rl_status rl_xformer_bind(rl_xformer *l, rl_weights *ws, const char *prefix,
@@ -531,16 +571,10 @@ rl_status rl_xformer_bind(rl_xformer *l, rl_weights *ws, const char *prefix,
     }
     if (cfg->n_layers <= 0)
         return rl_errf(err, RL_E_PARAM, "%s: %d transformer layers", prefix, cfg->n_layers);
-    l->blocks = calloc((size_t)cfg->n_layers, sizeof *l->blocks);
-    if (!l->blocks) return rl_errf(err, RL_E_NOMEM, "%s: out of memory", prefix);
-    l->n_blocks = cfg->n_layers;
     rl_tblock_cfg bc = { .C = inner, .NH = cfg->NH, .HS = cfg->HS, .Ckv = cfg->Ckv,
                          .attn_bias = cfg->attn_bias, .ln_eps = 1e-5f };
-    for (int i = 0; i < cfg->n_layers; i++) {
-        rl_weights_name(p, sizeof p, prefix, "transformer_blocks.%d", i);
-        rl_status rc = rl_tblock_bind(&l->blocks[i], ws, p, &bc, err);
-        if (rc) { rl_xformer_free(l); return rc; }
-    }
+    RL_TRY(rl_tblock_stack_bind(&l->blocks, ws, prefix, cfg->n_layers, &bc, err));
+    l->n_blocks = cfg->n_layers;
     return RL_OK;
 }
 
@@ -578,20 +612,9 @@ void rl_xformer_fwd(const rl_xformer *l, rl_xformer_acts *a, rl_arena *arena, fl
     }
     if (!train) rl_arena_reset(arena, mt);
 
-    if (train) {
-        a->h = rl_arena_bytes(arena, (size_t)l->n_blocks * sizeof *a->h);
-        a->blocks = rl_arena_bytes(arena, (size_t)l->n_blocks * sizeof *a->blocks);
-        RL_ASSERT(a->h && a->blocks);
-    }
-    const float *h = a->seq;
-    float *hb = NULL;
-    for (int i = 0; i < l->n_blocks; i++) {
-        if (train || !hb) hb = rl_arena_take(arena, (size_t)B * S * I);
-        rl_tblock_fwd(&l->blocks[i], train ? &a->blocks[i] : NULL, arena, hb, h, ctx, B, S, Tk,
-                      ctx_rep);
-        if (train) a->h[i] = hb;
-        h = hb;
-    }
+    const float *h = rl_tblock_stack_fwd(l->blocks, l->n_blocks, train ? &a->h : NULL,
+                                         train ? &a->blocks : NULL, arena, a->seq, ctx, B, S, Tk,
+                                         ctx_rep);
 
     // out (B, C, S) = proj_out(h) in image layout, + x
     if (l->linear) {
@@ -852,6 +875,22 @@ void rl_tblock_bwd(const rl_tblock *l, const rl_tblock *g, const rl_tblock_acts 
     rl_arena_reset(arena, m);
 }
 
+float *rl_tblock_stack_bwd(const rl_tblock *blocks, const rl_tblock *g, int n, float *const *h,
+                           const rl_tblock_acts *acts, rl_arena *arena, float *dctx, float *dh,
+                           const float *x, const float *ctx, int B, int T, int Tk, int ctx_rep)
+{
+    const size_t nt = (size_t)B * T * (n ? blocks->C : 0);
+    float *din = rl_arena_take(arena, nt);
+    for (int i = n - 1; i >= 0; i--) {
+        const float *in = i ? h[i - 1] : x;
+        memset(din, 0, nt * sizeof(float));
+        rl_tblock_bwd(&blocks[i], g ? &g[i] : NULL, &acts[i], arena, din, dctx, dh, in, ctx, B, T,
+                      Tk, ctx_rep);
+        float *t = dh; dh = din; din = t;
+    }
+    return dh;
+}
+
 void rl_xformer_bwd(const rl_xformer *l, const rl_xformer *g, const rl_xformer_acts *a,
                     rl_arena *arena, float *dx, float *dctx, const float *dout, const float *x,
                     const float *ctx, int B, int H, int W, int Tk, int ctx_rep)
@@ -873,14 +912,8 @@ void rl_xformer_bwd(const rl_xformer *l, const rl_xformer *g, const rl_xformer_a
         rl_conv_bwd(&l->proj_out_c, g ? &g->proj_out_c : NULL, arena, dt, dout, t, B, H, W);
         rl_permute4(dh, dt, (int[]){ B, I, S, 1 }, (int[]){ 0, 2, 1, 3 });
     }
-    float *din = rl_arena_take(arena, ni);
-    for (int i = l->n_blocks - 1; i >= 0; i--) {
-        const float *in = i ? a->h[i - 1] : a->seq;
-        memset(din, 0, ni * sizeof(float));
-        rl_tblock_bwd(&l->blocks[i], g ? &g->blocks[i] : NULL, &a->blocks[i], arena, din, dctx,
-                      dh, in, ctx, B, S, Tk, ctx_rep);
-        float *t = dh; dh = din; din = t;
-    }
+    dh = rl_tblock_stack_bwd(l->blocks, g ? g->blocks : NULL, l->n_blocks, a->h, a->blocks, arena,
+                             dctx, dh, a->seq, ctx, B, S, Tk, ctx_rep);
     float *dn = rl_arena_take_zeros(arena, nc);                        // (B, C, S)
     if (l->linear) {
         float *tn = rl_arena_take(arena, nc), *dtn = rl_arena_take_zeros(arena, nc);
@@ -1062,6 +1095,26 @@ void rl_tblock_plan_bwd(const rl_tblock *l, rl_plan *p, int cross, int B, int T,
     p->used = m;
 }
 
+void rl_tblock_stack_plan_fwd(const rl_tblock *blocks, int n, rl_plan *p, int train, int cross,
+                              int B, int T, int Tk, int ctx_rep)
+{
+    if (train) {
+        rl_plan_bytes(p, (size_t)n * sizeof(float *));
+        rl_plan_bytes(p, (size_t)n * sizeof(rl_tblock_acts));
+    }
+    for (int i = 0; i < n; i++) {
+        if (train || i == 0) rl_plan_floats(p, (size_t)B * T * blocks[i].C);   // hb
+        rl_tblock_plan_fwd(&blocks[i], p, train, cross, B, T, Tk, ctx_rep);
+    }
+}
+
+void rl_tblock_stack_plan_bwd(const rl_tblock *blocks, int n, rl_plan *p, int cross, int B, int T,
+                              int Tk, int ctx_rep)
+{
+    rl_plan_floats(p, (size_t)B * T * (n ? blocks->C : 0));     // din
+    for (int i = n - 1; i >= 0; i--) rl_tblock_plan_bwd(&blocks[i], p, cross, B, T, Tk, ctx_rep);
+}
+
 void rl_xformer_plan_fwd(const rl_xformer *l, rl_plan *p, int train, int B, int H, int W, int Tk,
                          int ctx_rep)
 {
@@ -1079,14 +1132,7 @@ void rl_xformer_plan_fwd(const rl_xformer *l, rl_plan *p, int train, int B, int 
         rl_conv_plan(&l->proj_in_c, p, B, H, W);
     }
     if (!train) p->used = mt;
-    if (train) {
-        rl_plan_bytes(p, (size_t)l->n_blocks * sizeof(float *));
-        rl_plan_bytes(p, (size_t)l->n_blocks * sizeof(rl_tblock_acts));
-    }
-    for (int i = 0; i < l->n_blocks; i++) {
-        if (train || i == 0) rl_plan_floats(p, ni);              // hb
-        rl_tblock_plan_fwd(&l->blocks[i], p, train, 1, B, S, Tk, ctx_rep);
-    }
+    rl_tblock_stack_plan_fwd(l->blocks, l->n_blocks, p, train, 1, B, S, Tk, ctx_rep);
     if (l->linear) {
         rl_plan_floats(p, nc);
     } else {
@@ -1108,9 +1154,7 @@ void rl_xformer_plan_bwd(const rl_xformer *l, rl_plan *p, int B, int H, int W, i
         rl_plan_floats(p, ni);
         rl_conv_plan(&l->proj_out_c, p, B, H, W);
     }
-    rl_plan_floats(p, ni);                                       // din
-    for (int i = l->n_blocks - 1; i >= 0; i--)
-        rl_tblock_plan_bwd(&l->blocks[i], p, 1, B, S, Tk, ctx_rep);
+    rl_tblock_stack_plan_bwd(l->blocks, l->n_blocks, p, 1, B, S, Tk, ctx_rep);
     rl_plan_floats(p, nc);                                       // dn
     if (l->linear) {
         rl_plan_floats(p, nc);

@@ -217,6 +217,24 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
 void rl_tblock_bwd(const rl_tblock *l, const rl_tblock *g, const rl_tblock_acts *a,
                    rl_arena *arena, float *dx, float *dctx, const float *dout, const float *x,
                    const float *ctx, int B, int T, int Tk, int ctx_rep);
+/* transformer_blocks.0 .. n-1, as Transformer2DModel and the motion module hold them. */
+/* Binds '<prefix>.transformer_blocks.<i>' into a fresh array *blocks of n (the caller owns it:
+ * free(); on failure it is freed here and *blocks is NULL). RL_E_NOMEM, or the block's error. */
+rl_status rl_tblock_stack_bind(rl_tblock **blocks, rl_weights *ws, const char *prefix, int n,
+                               const rl_tblock_cfg *cfg, rl_err *err);
+/* Applies the n blocks in turn to x (B, T, C); ctx as rl_tblock_fwd. Returns the output
+ * (B, T, C) from the arena (x itself when n == 0). Training (h, acts non-NULL): *h and *acts
+ * receive arrays of the n block outputs and activations, from the arena; inference: one
+ * buffer serves every block. */
+const float *rl_tblock_stack_fwd(const rl_tblock *blocks, int n, float ***h,
+                                 rl_tblock_acts **acts, rl_arena *arena, const float *x,
+                                 const float *ctx, int B, int T, int Tk, int ctx_rep);
+/* Backward of rl_tblock_stack_fwd (training): dh (B, T, C), the gradient of its output, is
+ * used as scratch; returns the gradient of x (B, T, C): dh or a buffer from the arena. g: the
+ * gradient mirror of blocks or NULL; dctx accumulates as in rl_tblock_bwd. */
+float *rl_tblock_stack_bwd(const rl_tblock *blocks, const rl_tblock *g, int n, float *const *h,
+                           const rl_tblock_acts *acts, rl_arena *arena, float *dctx, float *dh,
+                           const float *x, const float *ctx, int B, int T, int Tk, int ctx_rep);
 /* diffusers SinusoidalPositionalEmbedding table pe (T, C): pe[t, 2i] = sin(t w_i),
  * pe[t, 2i+1] = cos(t w_i), w_i = exp(2i * -ln(10000) / C), in float32 as torch builds it. */
 void rl_sinusoidal_pe_table(float *pe, int T, int C);
@@ -304,6 +322,10 @@ void rl_tblock_plan_fwd(const rl_tblock *l, rl_plan *p, int train, int cross, in
                         int ctx_rep);
 void rl_tblock_plan_bwd(const rl_tblock *l, rl_plan *p, int cross, int B, int T, int Tk,
                         int ctx_rep);
+void rl_tblock_stack_plan_fwd(const rl_tblock *blocks, int n, rl_plan *p, int train, int cross,
+                              int B, int T, int Tk, int ctx_rep);
+void rl_tblock_stack_plan_bwd(const rl_tblock *blocks, int n, rl_plan *p, int cross, int B, int T,
+                              int Tk, int ctx_rep);
 void rl_xformer_plan_fwd(const rl_xformer *l, rl_plan *p, int train, int B, int H, int W, int Tk,
                          int ctx_rep);
 void rl_xformer_plan_bwd(const rl_xformer *l, rl_plan *p, int B, int H, int W, int Tk, int ctx_rep);

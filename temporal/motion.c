@@ -25,17 +25,11 @@ rl_status rl_motion_bind(rl_motion *m, rl_weights *ws, const char *prefix,
     RL_TRY(rl_fc_bind(&m->proj_in, ws, p, cfg->C, m->inner, 1, err));
     rl_weights_name(p, sizeof p, prefix, "proj_out");
     RL_TRY(rl_fc_bind(&m->proj_out, ws, p, m->inner, cfg->C, 1, err));
-    m->blocks = calloc((size_t)cfg->n_layers, sizeof *m->blocks);
-    if (!m->blocks) return rl_errf(err, RL_E_NOMEM, "%s: out of memory", prefix);
-    m->n_blocks = cfg->n_layers;
     rl_tblock_cfg bc = { .C = m->inner, .NH = m->NH, .HS = m->HS, .Ckv = cfg->Ckv,
                          .double_self = cfg->double_self, .attn_bias = 0,
                          .pe_len = cfg->max_seq, .ln_eps = 1e-5f };
-    for (int i = 0; i < cfg->n_layers; i++) {
-        rl_weights_name(p, sizeof p, prefix, "transformer_blocks.%d", i);
-        rl_status rc = rl_tblock_bind(&m->blocks[i], ws, p, &bc, err);
-        if (rc) { rl_motion_free(m); return rc; }
-    }
+    RL_TRY(rl_tblock_stack_bind(&m->blocks, ws, prefix, cfg->n_layers, &bc, err));
+    m->n_blocks = cfg->n_layers;
     return RL_OK;
 }
 
@@ -74,20 +68,9 @@ void rl_motion_fwd(const rl_motion *m, rl_motion_acts *a, rl_arena *arena, float
     rl_fc_fwd(&m->proj_in, a->seq, a->gs, N * S * F);
     if (!train) rl_arena_reset(arena, mt);
 
-    if (train) {
-        a->h = rl_arena_bytes(arena, (size_t)m->n_blocks * sizeof *a->h);
-        a->blocks = rl_arena_bytes(arena, (size_t)m->n_blocks * sizeof *a->blocks);
-        RL_ASSERT(a->h && a->blocks);
-    }
-    const float *h = a->seq;
-    float *hb = NULL;
-    for (int i = 0; i < m->n_blocks; i++) {
-        if (train || !hb) hb = rl_arena_take(arena, (size_t)N * S * F * I);
-        rl_tblock_fwd(&m->blocks[i], train ? &a->blocks[i] : NULL, arena, hb, h, NULL, N * S, F,
-                      F, 1);
-        if (train) a->h[i] = hb;
-        h = hb;
-    }
+    const float *h = rl_tblock_stack_fwd(m->blocks, m->n_blocks, train ? &a->h : NULL,
+                                         train ? &a->blocks : NULL, arena, a->seq, NULL, N * S,
+                                         F, F, 1);
 
     // proj_out, (N, S, F, C) -> (N, F, C, S), residual
     float *y = rl_arena_take(arena, n), *yp = rl_arena_take(arena, n);
@@ -111,15 +94,10 @@ void rl_motion_bwd(const rl_motion *m, const rl_motion *g, const rl_motion_acts 
     float *dy = rl_arena_take(arena, n);
     rl_permute4(dy, dout, (int[]){ N, F, C, S }, (int[]){ 0, 3, 1, 2 });
     const float *hl = a->h[m->n_blocks - 1];
-    float *dh = rl_arena_take_zeros(arena, ni), *din = rl_arena_take(arena, ni);
+    float *dh = rl_arena_take_zeros(arena, ni);
     rl_fc_bwd(&m->proj_out, g ? &g->proj_out : NULL, dh, dy, hl, N * S * F);
-    for (int i = m->n_blocks - 1; i >= 0; i--) {
-        const float *in = i ? a->h[i - 1] : a->seq;
-        memset(din, 0, ni * sizeof(float));
-        rl_tblock_bwd(&m->blocks[i], g ? &g->blocks[i] : NULL, &a->blocks[i], arena, din, NULL, dh,
-                      in, NULL, N * S, F, F, 1);
-        float *t = dh; dh = din; din = t;
-    }
+    dh = rl_tblock_stack_bwd(m->blocks, g ? g->blocks : NULL, m->n_blocks, a->h, a->blocks, arena,
+                             NULL, dh, a->seq, NULL, N * S, F, F, 1);
     float *dgs = rl_arena_take_zeros(arena, n), *dgn = rl_arena_take(arena, n);
     float *dxp = rl_arena_take_zeros(arena, n);
     rl_fc_bwd(&m->proj_in, g ? &g->proj_in : NULL, dgs, dh, a->gs, N * S * F);
@@ -148,14 +126,7 @@ void rl_motion_plan_fwd(const rl_motion *m, rl_plan *p, int train, int N, int F,
     rl_plan_floats(p, (size_t)N * m->norm.G);
     rl_plan_floats(p, n);
     if (!train) p->used = mt;
-    if (train) {
-        rl_plan_bytes(p, (size_t)m->n_blocks * sizeof(float *));
-        rl_plan_bytes(p, (size_t)m->n_blocks * sizeof(rl_tblock_acts));
-    }
-    for (int i = 0; i < m->n_blocks; i++) {
-        if (train || i == 0) rl_plan_floats(p, ni);              // hb
-        rl_tblock_plan_fwd(&m->blocks[i], p, train, 0, N * H * W, F, F, 1);
-    }
+    rl_tblock_stack_plan_fwd(m->blocks, m->n_blocks, p, train, 0, N * H * W, F, F, 1);
     rl_plan_floats(p, n);                                        // y, yp
     rl_plan_floats(p, n);
     if (!train) p->used = mk;
@@ -165,11 +136,9 @@ void rl_motion_plan_bwd(const rl_motion *m, rl_plan *p, int N, int F, int H, int
 {
     const size_t mk = p->used, n = (size_t)N * F * m->C * H * W;
     const size_t ni = (size_t)N * H * W * F * m->inner;
-    rl_plan_floats(p, n);                                        // dy, dh, din
+    rl_plan_floats(p, n);                                        // dy, dh
     rl_plan_floats(p, ni);
-    rl_plan_floats(p, ni);
-    for (int i = m->n_blocks - 1; i >= 0; i--)
-        rl_tblock_plan_bwd(&m->blocks[i], p, 0, N * H * W, F, F, 1);
+    rl_tblock_stack_plan_bwd(m->blocks, m->n_blocks, p, 0, N * H * W, F, F, 1);
     rl_plan_floats(p, n);                                        // dgs, dgn, dxp, t
     rl_plan_floats(p, n);
     rl_plan_floats(p, n);
