@@ -34,6 +34,30 @@ static rl_status bind_motion(rl_motion *m, rl_weights *ws, const char *prefix,
     return rl_motion_bind(m, ws, prefix, &mc, err);
 }
 
+/* Layer j of down/up block i ("<kind>.<i>."): resnets.j from C to OC channels, then
+ * attentions.j (cross-attention blocks) and motion_modules.j (motion UNets) at OC. r: the
+ * index into the per-level config lists (heads, cross_dim, motion_heads). */
+static rl_status bind_layer(rl_unet_block *b, int j, rl_weights *ws, rl_weights *wm,
+                            const rl_unet_cfg *c, const char *kind, int i, int r, int C, int OC,
+                            int xf_layers, int motion_xf_layers, rl_err *err)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s.%d.resnets.%d", kind, i, j);
+    rl_resnet_cfg rc = res_cfg(c, C, OC, 1.0f);
+    RL_TRY(rl_resnet_bind(&b->resnets[j], ws, p, &rc, err));
+    if (b->cross) {
+        snprintf(p, sizeof p, "%s.%d.attentions.%d", kind, i, j);
+        RL_TRY(bind_xformer(&b->attns[j], ws, p, c, OC, c->heads[r], c->cross_dim[r], xf_layers,
+                            err));
+    }
+    if (b->has_motion) {
+        snprintf(p, sizeof p, "%s.%d.motion_modules.%d", kind, i, j);
+        RL_TRY(bind_motion(&b->motions[j], wm, p, c, OC, c->motion_heads[r], motion_xf_layers,
+                           err));
+    }
+    return RL_OK;
+}
+
 static rl_status bind_all(rl_unet *u, rl_weights *ws, rl_weights *wm, const rl_unet_cfg *c,
                           rl_err *err)
 {
@@ -56,21 +80,9 @@ static rl_status bind_all(rl_unet *u, rl_weights *ws, rl_weights *wm, const rl_u
         b->n_layers = c->layers[i];
         b->cross = c->down[i] == RL_UNET_CROSSATTN;
         b->has_motion = c->has_motion;
-        for (int j = 0; j < b->n_layers; j++) {
-            snprintf(p, sizeof p, "down_blocks.%d.resnets.%d", i, j);
-            rl_resnet_cfg rc = res_cfg(c, j == 0 ? in_ch : out_ch, out_ch, 1.0f);
-            RL_TRY(rl_resnet_bind(&b->resnets[j], ws, p, &rc, err));
-            if (b->cross) {
-                snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", i, j);
-                RL_TRY(bind_xformer(&b->attns[j], ws, p, c, out_ch, c->heads[i], c->cross_dim[i],
-                                    c->xf_layers[i], err));
-            }
-            if (b->has_motion) {
-                snprintf(p, sizeof p, "down_blocks.%d.motion_modules.%d", i, j);
-                RL_TRY(bind_motion(&b->motions[j], wm, p, c, out_ch, c->motion_heads[i],
-                                   c->motion_xf_layers[i], err));
-            }
-        }
+        for (int j = 0; j < b->n_layers; j++)
+            RL_TRY(bind_layer(b, j, ws, wm, c, "down_blocks", i, i, j == 0 ? in_ch : out_ch,
+                              out_ch, c->xf_layers[i], c->motion_xf_layers[i], err));
         if (i < n - 1) {
             b->has_sampler = 1;
             snprintf(p, sizeof p, "down_blocks.%d.downsamplers.0", i);
@@ -116,19 +128,8 @@ static rl_status bind_all(rl_unet *u, rl_weights *ws, rl_weights *wm, const rl_u
         for (int j = 0; j < b->n_layers; j++) {
             const int skip = j == b->n_layers - 1 ? in_ch : out_ch;
             const int res_in = j == 0 ? prev : out_ch;
-            snprintf(p, sizeof p, "up_blocks.%d.resnets.%d", i, j);
-            rl_resnet_cfg rc = res_cfg(c, res_in + skip, out_ch, 1.0f);
-            RL_TRY(rl_resnet_bind(&b->resnets[j], ws, p, &rc, err));
-            if (b->cross) {
-                snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
-                RL_TRY(bind_xformer(&b->attns[j], ws, p, c, out_ch, c->heads[r], c->cross_dim[r],
-                                    c->xf_layers_up[i], err));
-            }
-            if (b->has_motion) {
-                snprintf(p, sizeof p, "up_blocks.%d.motion_modules.%d", i, j);
-                RL_TRY(bind_motion(&b->motions[j], wm, p, c, out_ch, c->motion_heads[r],
-                                   c->motion_xf_layers_up[i], err));
-            }
+            RL_TRY(bind_layer(b, j, ws, wm, c, "up_blocks", i, r, res_in + skip, out_ch,
+                              c->xf_layers_up[i], c->motion_xf_layers_up[i], err));
         }
         if (i < n - 1) {
             b->has_sampler = 1;
