@@ -37,5 +37,6 @@ int rl_cmd_eval(int argc, char **argv);
 int rl_cmd_bench(int argc, char **argv);
 int rl_cmd_info(int argc, char **argv);
 int rl_cmd_shapes(int argc, char **argv);
+int rl_cmd_convert(int argc, char **argv);
 
 #endif

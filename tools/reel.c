@@ -34,6 +34,9 @@ static const command commands[] = {
 #ifdef RL_HAVE_CMD_INFO
     { "info", rl_cmd_info, "what a model folder, safetensors file or clip holds" },
 #endif
+#ifdef RL_HAVE_CMD_CONVERT
+    { "convert", rl_cmd_convert, "rewrite a model folder's weights as F16, BF16 or F32" },
+#endif
 #ifdef RL_HAVE_CMD_SHAPES
     { "shapes", rl_cmd_shapes, "render sample clips of the shapes world" },
 #endif
