@@ -112,7 +112,9 @@ static int info_component(const char *dir, const char *name, int list)
     rl_err err = { 0 };
     rl_json cfg = { 0 };
     const char *cls = "?";
-    const char *cfgname = !strcmp(name, "scheduler") ? "scheduler_config.json" : "config.json";
+    const char *cfgname = !strcmp(name, "scheduler")   ? "scheduler_config.json"
+                          : !strcmp(name, "tokenizer") ? "tokenizer_config.json"
+                                                       : "config.json";
     char cpath[4200];
     snprintf(cpath, sizeof cpath, "%s/%s", path, cfgname);
     int have_cfg = 0;
@@ -125,6 +127,7 @@ static int info_component(const char *dir, const char *name, int list)
         have_cfg = 1;
         rl_json_str(&cfg, NULL, "_class_name", "?", &cls, &err);
         if (!strcmp(cls, "?")) rl_json_str(&cfg, NULL, "model_type", "?", &cls, &err);
+        if (!strcmp(cls, "?")) rl_json_str(&cfg, NULL, "tokenizer_class", "?", &cls, &err);
     }
     printf("  %-15s %s", name, cls);
 
