@@ -138,22 +138,12 @@ void rl_ctx_close(rl_ctx **ctx)
     *ctx = NULL;
 }
 
-static size_t weights_elems(const rl_weights *ws)
-{
-    size_t n = 0;
-    for (int k = 0; k < ws->n; k++) {
-        size_t e = 1;
-        for (int d = 0; d < ws->w[k].ndim; d++) e *= (size_t)ws->w[k].shape[d];
-        n += e;
-    }
-    return n;
-}
 
 rl_model_info rl_ctx_info(const rl_ctx *c)
 {
     const rl_unet_cfg *u = &c->unet.cfg;
     size_t n = rl_clip_n_params(&c->clip.cfg) + rl_vae_n_params(&c->vae) +
-               weights_elems(&c->files.unet_w) + weights_elems(&c->files.motion_w);
+               rl_weights_numel(&c->files.unet_w) + rl_weights_numel(&c->files.motion_w);
     return (rl_model_info){
         .latent_channels = c->C, .vae_scale = c->vae_scale,
         .max_frames = u->has_motion ? u->motion_max_seq : 0,

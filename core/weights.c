@@ -125,14 +125,17 @@ const rl_weight *rl_weights_find(const rl_weights *ws, const char *name)
     return s && *s ? &ws->w[*s - 1] : NULL;
 }
 
+size_t rl_weight_numel(const rl_weight *w)
+{
+    size_t n = 1;
+    for (int d = 0; d < w->ndim; d++) n *= (size_t)w->shape[d];
+    return n;
+}
+
 size_t rl_weights_numel(const rl_weights *ws)
 {
     size_t total = 0;
-    for (int i = 0; i < ws->n; i++) {
-        size_t n = 1;
-        for (int d = 0; d < ws->w[i].ndim; d++) n *= (size_t)ws->w[i].shape[d];
-        total += n;
-    }
+    for (int i = 0; i < ws->n; i++) total += rl_weight_numel(&ws->w[i]);
     return total;
 }
 

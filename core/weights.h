@@ -40,8 +40,9 @@ const rl_weight *rl_weights_find(const rl_weights *ws, const char *name);
 /* Keeps owner alive until rl_weights_free, which calls free_fn(owner) (e.g. a mapped file whose
  * bytes entries point into). On failure free_fn(owner) is called at once. */
 rl_status rl_weights_keep(rl_weights *ws, void *owner, void (*free_fn)(void *), rl_err *err);
-/* Number of parameters (elements) in the table. */
+/* Number of parameters (elements) in the table, and in one entry. */
 size_t rl_weights_numel(const rl_weights *ws);
+size_t rl_weight_numel(const rl_weight *w);
 
 /* Looks up name, checks ndim and shape, marks it used, returns its data. Errors:
  * RL_E_MISSING "<label>: missing tensor 'name' (expected [..])",

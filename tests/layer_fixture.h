@@ -1,5 +1,7 @@
-/* tests/layer_fixture.h - shared by test_layers.c, test_motion.c, test_unet.c: a weights table
- * from a layer fixture's tensors, a zeroed gradient mirror of it, and the parity check. */
+/* tests/layer_fixture.h - shared by the layer and model tests (test_layers.c, test_motion.c,
+ * test_unet.c, test_clip.c, test_vae.c): a weights table from a layer fixture's tensors, a
+ * zeroed gradient mirror of it, binding a layer and its mirror, the parity check, and finite
+ * differences on a named parameter. */
 #ifndef RL_TESTS_LAYER_FIXTURE_H
 #define RL_TESTS_LAYER_FIXTURE_H
 
@@ -8,6 +10,15 @@
 
 #include "core/weights.h"
 #include "tests/harness.h"
+
+/* Binds layer l to the table ws and its gradient mirror g to gs with
+ * bind(layer, table, prefix, cfg, err), and checks that l used every tensor of ws. Evaluates
+ * to 1, or records the failure with err's message and evaluates to 0. */
+#define LF_BIND(t, bind, l, g, ws, gs, prefix, cfg, err)                                     \
+    ((RL_CHECK(t, bind(l, ws, prefix, cfg, err) == RL_OK) &&                                \
+      RL_CHECK(t, rl_weights_check_all_used(ws, NULL, err) == RL_OK) &&                     \
+      RL_CHECK(t, bind(g, gs, prefix, cfg, err) == RL_OK)) ||                               \
+     (rl_test_fail(t, "bind: %s", (err)->msg), 0))
 
 /* Tensors of a layer fixture that are inputs/outputs, not module weights. */
 __attribute__((unused)) static int lf_is_io(const char *name)
@@ -57,10 +68,22 @@ __attribute__((unused)) static void lf_check_grads(rl_test *t, rl_fixture *fx, c
         const rl_weight *g = rl_weights_find(gs, te->name + 5);
         if (!g) { rl_test_fail(t, "no gradient for '%s'", te->name + 5); continue; }
         const float *want = rl_fixture_f32(fx, te->name, 0, NULL);
-        size_t n = 1;
-        for (int d = 0; d < g->ndim; d++) n *= (size_t)g->shape[d];
-        if (want) lf_check(t, te->name, g->data, want, n, tol);
+        if (want) lf_check(t, te->name, g->data, want, rl_weight_numel(g), tol);
     }
+}
+
+/* rl_check_grad_fd on the parameter `name` of ws (perturbed in place) against its gradient in
+ * the mirror gs. Returns -1, checking nothing, when either table lacks the name. */
+__attribute__((unused)) static int lf_check_grad_fd(rl_test *t, const rl_weights *ws,
+                                                    const rl_weights *gs, const char *name,
+                                                    double (*loss)(void *ctx), void *ctx,
+                                                    int n_samples, double h, double atol,
+                                                    double rtol)
+{
+    const rl_weight *p = rl_weights_find(ws, name), *q = rl_weights_find(gs, name);
+    if (!p || !q) return -1;
+    return rl_check_grad_fd(t, name, loss, ctx, p->data, q->data, rl_weight_numel(p), n_samples,
+                            h, atol, rtol);
 }
 
 #endif

@@ -9,6 +9,7 @@
 #include "io/config_clip.h"
 #include "io/weights_io.h"
 #include "tests/harness.h"
+#include "tests/layer_fixture.h"
 
 typedef struct {
     rl_clip m;
@@ -50,11 +51,7 @@ static int copy_table(rl_test *t, rl_weights *dst, const rl_weights *src, const 
             rl_test_fail(t, "copy %s: %s", w->name, err.msg);
             return 0;
         }
-        if (!zero) {
-            size_t n = 1;
-            for (int d = 0; d < w->ndim; d++) n *= (size_t)w->shape[d];
-            memcpy(data, w->data, n * sizeof(float));
-        }
+        if (!zero) memcpy(data, w->data, rl_weight_numel(w) * sizeof(float));
     }
     return 1;
 }
@@ -90,12 +87,7 @@ static void test_fixture(rl_test *t, const char *rel)
         rl_test_fail(t, "load: %s", err.msg);
         goto done;
     }
-    if (!RL_CHECK(t, rl_clip_bind(&r.m, &ws, "text_model", &cfg, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_weights_check_all_used(&ws, NULL, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_clip_bind(&g, &gs, "text_model", &cfg, &err) == RL_OK)) {
-        rl_test_fail(t, "bind: %s", err.msg);
-        goto done;
-    }
+    if (!LF_BIND(t, rl_clip_bind, &r.m, &g, &ws, &gs, "text_model", &cfg, &err)) goto done;
 
     size_t n_ids;
     const int64_t *ids64 = rl_fixture_i64(&fx, "ids", &n_ids);
@@ -130,11 +122,9 @@ static void test_fixture(rl_test *t, const char *rel)
         snprintf(name, sizeof name, "grad.%s", gs.w[i].name);
         const rl_weight *e = rl_weights_find(&file, name);
         if (!e) { rl_test_fail(t, "fixture lacks %s", name); continue; }
-        size_t k = 1;
-        for (int d = 0; d < e->ndim; d++) k *= (size_t)e->shape[d];
         // gradients sum over B*L tokens in float32
-        rl_check_close(t, gs.w[i].name + strlen("text_model."), gs.w[i].data, e->data, k,
-                       1e-4, 1e-4);
+        rl_check_close(t, gs.w[i].name + strlen("text_model."), gs.w[i].data, e->data,
+                       rl_weight_numel(e), 1e-4, 1e-4);
     }
 
     // finite differences on a few tensors (float32 forward: h = 1e-2 keeps truncation and
@@ -143,14 +133,9 @@ static void test_fixture(rl_test *t, const char *rel)
                                "text_model.encoder.layers.0.self_attn.q_proj.weight",
                                "text_model.encoder.layers.0.mlp.fc1.bias",
                                "text_model.final_layer_norm.weight" };
-    for (size_t i = 0; i < sizeof fd_names / sizeof fd_names[0]; i++) {
-        const rl_weight *p = rl_weights_find(&ws, fd_names[i]);
-        const rl_weight *q = rl_weights_find(&gs, fd_names[i]);
-        if (!p || !q) { rl_test_fail(t, "no tensor %s", fd_names[i]); continue; }
-        size_t k = 1;
-        for (int d = 0; d < p->ndim; d++) k *= (size_t)p->shape[d];
-        rl_check_grad_fd(t, fd_names[i], loss, &r, p->data, q->data, k, 24, 1e-2, 2e-3, 2e-2);
-    }
+    for (size_t i = 0; i < sizeof fd_names / sizeof fd_names[0]; i++)
+        if (lf_check_grad_fd(t, &ws, &gs, fd_names[i], loss, &r, 24, 1e-2, 2e-3, 2e-2) < 0)
+            rl_test_fail(t, "no tensor %s", fd_names[i]);
 
     rl_check_threads_bitwise(t, "clip fwd", run_fwd, &r, n);
 

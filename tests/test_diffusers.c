@@ -257,8 +257,7 @@ static void test_bf16(rl_test *t, const char *arg)
     for (int i = 0; i < a.vae_w.n; i++) {
         const rl_weight *x = &a.vae_w.w[i], *y = rl_weights_find(&b.vae_w, x->name);
         if (!y || y->src_dtype != RL_BF16) { bad++; continue; }
-        size_t k = 1;
-        for (int d = 0; d < x->ndim; d++) k *= (size_t)x->shape[d];
+        const size_t k = rl_weight_numel(x);
         for (size_t e = 0; e < k; e++, n++)
             if (y->data[e] != rl_bf16_to_f32(rl_f32_to_bf16(x->data[e]))) bad++;
     }

@@ -44,12 +44,7 @@ static void test_resnet(rl_test *t, const char *file)
     rl_arena arena;
     rl_arena_init(&arena, 0);
     if (!lf_tables(t, &fx, &ws, &gs)) goto done;
-    if (!RL_CHECK(t, rl_resnet_bind(&r, &ws, "", &cfg, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_resnet_bind(&g, &gs, "", &cfg, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_weights_check_all_used(&ws, NULL, &err) == RL_OK)) {
-        rl_test_fail(t, "bind: %s", err.msg);
-        goto done;
-    }
+    if (!LF_BIND(t, rl_resnet_bind, &r, &g, &ws, &gs, "", &cfg, &err)) goto done;
     RL_CHECK(t, r.has_shortcut == rl_fixture_int(&fx, "conv_shortcut"));
     const float *x = rl_fixture_f32(&fx, "x", 4, (int[]){ B, C, H, W });
     const float *temb = Ct ? rl_fixture_f32(&fx, "temb", 2, (int[]){ B, Ct }) : NULL;
@@ -113,12 +108,7 @@ static void test_vae_attn(rl_test *t, const char *file)
     rl_arena arena;
     rl_arena_init(&arena, 0);
     if (!lf_tables(t, &fx, &ws, &gs)) goto done;
-    if (!RL_CHECK(t, rl_attention_bind(&l, &ws, "", &cfg, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_attention_bind(&g, &gs, "", &cfg, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_weights_check_all_used(&ws, NULL, &err) == RL_OK)) {
-        rl_test_fail(t, "bind: %s", err.msg);
-        goto done;
-    }
+    if (!LF_BIND(t, rl_attention_bind, &l, &g, &ws, &gs, "", &cfg, &err)) goto done;
     const size_t n = (size_t)B * C * H * W;
     const float *x = rl_fixture_f32(&fx, "x", 4, (int[]){ B, C, H, W });
     const float *want = rl_fixture_f32(&fx, "out", 4, (int[]){ B, C, H, W });
@@ -174,12 +164,7 @@ static void test_xformer(rl_test *t, const char *file)
     rl_arena arena;
     rl_arena_init(&arena, 0);
     if (!lf_tables(t, &fx, &ws, &gs)) goto done;
-    if (!RL_CHECK(t, rl_xformer_bind(&l, &ws, "", &cfg, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_xformer_bind(&g, &gs, "", &cfg, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_weights_check_all_used(&ws, NULL, &err) == RL_OK)) {
-        rl_test_fail(t, "bind: %s", err.msg);
-        goto done;
-    }
+    if (!LF_BIND(t, rl_xformer_bind, &l, &g, &ws, &gs, "", &cfg, &err)) goto done;
     const size_t n = (size_t)B * C * H * W, ne = (size_t)(B / rep) * L * D;
     const float *x = rl_fixture_f32(&fx, "x", 4, (int[]){ B, C, H, W });
     const float *emb = rl_fixture_f32(&fx, "emb", 3, (int[]){ B / rep, L, D });

@@ -42,12 +42,7 @@ static void test_module(rl_test *t, const char *file)
     rl_arena arena;
     rl_arena_init(&arena, 0);
     if (!lf_tables(t, &fx, &ws, &gs)) goto done;
-    if (!RL_CHECK(t, rl_motion_bind(&m, &ws, "", &cfg, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_motion_bind(&g, &gs, "", &cfg, &err) == RL_OK) ||
-        !RL_CHECK(t, rl_weights_check_all_used(&ws, NULL, &err) == RL_OK)) {
-        rl_test_fail(t, "bind: %s", err.msg);
-        goto done;
-    }
+    if (!LF_BIND(t, rl_motion_bind, &m, &g, &ws, &gs, "", &cfg, &err)) goto done;
     const size_t n = (size_t)N * F * C * H * W;
     const int shp[4] = { N * F, C, H, W };
     const float *x = rl_fixture_f32(&fx, "x", 4, shp), *want = rl_fixture_f32(&fx, "out", 4, shp);

@@ -48,13 +48,6 @@ static rl_train_opts tiny_opts(rl_test *t, const char *name)
     return o;
 }
 
-static size_t numel(const rl_weight *w)
-{
-    size_t n = 1;
-    for (int d = 0; d < w->ndim; d++) n *= (size_t)w->shape[d];
-    return n;
-}
-
 /* Reads the loss column of a CSV log (at most cap rows); returns the row count. */
 static int read_losses(const char *path, double *loss, int cap)
 {
@@ -166,7 +159,7 @@ static void test_discover(rl_test *t, const char *arg)
     if (RL_CHECK(t, w && gn && bias)) {
         // kaiming-uniform bound 1/sqrt(fan_in), fan_in = 3 * 3 * 3
         float mx = 0;
-        for (size_t i = 0; i < numel(w); i++) mx = fmaxf(mx, fabsf(w->data[i]));
+        for (size_t i = 0; i < rl_weight_numel(w); i++) mx = fmaxf(mx, fabsf(w->data[i]));
         rl_test_check(t, mx <= 1.0f / sqrtf(27.0f) && mx > 0.5f / sqrtf(27.0f), "conv_in max %g", mx);
         RL_CHECK(t, gn->data[0] == 1.0f && bias->data[0] == 0.0f);
     }
@@ -424,8 +417,8 @@ static void test_clip_grad(rl_test *t, const char *arg)
     // gradient first
     float **gcopy = rl_test_alloc(t, (size_t)pt.n * sizeof *gcopy);
     for (int i = 0; i < pt.n; i++) {
-        gcopy[i] = rl_test_floats(t, numel(&pt.g.w[i]));
-        memcpy(gcopy[i], pt.g.w[i].data, numel(&pt.g.w[i]) * sizeof(float));
+        gcopy[i] = rl_test_floats(t, rl_weight_numel(&pt.g.w[i]));
+        memcpy(gcopy[i], pt.g.w[i].data, rl_weight_numel(&pt.g.w[i]) * sizeof(float));
     }
     clip_fd c = { &r, &pt };
     const char *names[] = { "logit_scale", "text_projection.weight", "visual_projection.weight",
@@ -438,7 +431,8 @@ static void test_clip_grad(rl_test *t, const char *arg)
         const float *gc = gcopy[p - pt.p.w];
         // float32 forward of an O(1) loss: h = 1e-3 in the parameter, errors ~1e-4 (the last
         // conv layers, whose 1x1 outputs are normalised, curve too much for a fixed h: not here)
-        rl_check_grad_fd(t, names[i], clip_loss, &c, p->data, gc, numel(p), 10, 1e-3, 2e-4, 2e-2);
+        rl_check_grad_fd(t, names[i], clip_loss, &c, p->data, gc, rl_weight_numel(p), 10, 1e-3,
+                         2e-4, 2e-2);
     }
 done:
     clip_run_free(&r);
@@ -570,7 +564,7 @@ static void flat_copy(rl_weights *ws, float *flat, int to_flat)
     qsort(ord, (size_t)ws->n, sizeof *ord, cmp_name);
     size_t o = 0;
     for (int i = 0; i < ws->n; i++) {
-        const size_t n = numel(ord[i]);
+        const size_t n = rl_weight_numel(ord[i]);
         if (to_flat) memcpy(flat + o, ord[i]->data, n * sizeof(float));
         else memcpy(ord[i]->data, flat + o, n * sizeof(float));
         o += n;

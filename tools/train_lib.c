@@ -19,13 +19,6 @@
 #include "io/safetensors.h"
 #include "tools/shapes/world.h"
 
-static size_t numel_of(const rl_weight *w)
-{
-    size_t n = 1;
-    for (int d = 0; d < w->ndim; d++) n *= (size_t)w->shape[d];
-    return n;
-}
-
 // ---- parameter table ---------------------------------------------------------------------
 
 void rl_ptable_init(rl_ptable *pt, const char *label)
@@ -135,7 +128,7 @@ void rl_ptable_init_params(rl_ptable *pt, uint64_t seed, const char *const *zero
 {
     for (int i = 0; i < pt->n; i++) {
         rl_weight *w = &pt->p.w[i];
-        const size_t n = numel_of(w);
+        const size_t n = rl_weight_numel(w);
         // keyed by the name, so adding a tensor does not change the others' initial values
         rl_trng r = rl_trng_make(seed, RL_TRNG_INIT, fnv1a(w->name), 0);
         int zero = 0;
@@ -163,7 +156,7 @@ rl_status rl_ptable_alloc_state(rl_ptable *pt, int ema, rl_err *err)
     if (ema) pt->ema = calloc((size_t)pt->n ? (size_t)pt->n : 1, sizeof *pt->ema);
     if (!pt->m || !pt->v || (ema && !pt->ema)) goto nomem;
     for (int i = 0; i < pt->n; i++) {
-        const size_t n = numel_of(&pt->p.w[i]);
+        const size_t n = rl_weight_numel(&pt->p.w[i]);
         pt->m[i] = calloc(n ? n : 1, sizeof(float));
         pt->v[i] = calloc(n ? n : 1, sizeof(float));
         if (!pt->m[i] || !pt->v[i]) goto nomem;
@@ -192,14 +185,14 @@ int rl_ptable_freeze(rl_ptable *pt, const char *sub, int frozen)
 void rl_ptable_zero_grad(rl_ptable *pt)
 {
     for (int i = 0; i < pt->n; i++)
-        memset(pt->g.w[i].data, 0, numel_of(&pt->g.w[i]) * sizeof(float));
+        memset(pt->g.w[i].data, 0, rl_weight_numel(&pt->g.w[i]) * sizeof(float));
 }
 
 size_t rl_ptable_numel(const rl_ptable *pt, int trainable_only)
 {
     size_t n = 0;
     for (int i = 0; i < pt->n; i++)
-        if (!trainable_only || !pt->frozen[i]) n += numel_of(&pt->p.w[i]);
+        if (!trainable_only || !pt->frozen[i]) n += rl_weight_numel(&pt->p.w[i]);
     return n;
 }
 
@@ -218,21 +211,21 @@ double rl_ptable_step(rl_ptable *pt, long t, float lr, const rl_adamw_cfg *adam,
             break;
         }
         grads[k] = pt->g.w[i].data;
-        ns[k++] = numel_of(&pt->g.w[i]);
+        ns[k++] = rl_weight_numel(&pt->g.w[i]);
     }
     double norm;
     if (k >= 0 && max_norm > 0) {
         norm = rl_clip_grad_norm(grads, ns, k, max_norm);
     } else {
         for (int i = 0; i < pt->n; i++)
-            if (!pt->frozen[i]) sq += rl_grad_sqsum(pt->g.w[i].data, numel_of(&pt->g.w[i]));
+            if (!pt->frozen[i]) sq += rl_grad_sqsum(pt->g.w[i].data, rl_weight_numel(&pt->g.w[i]));
         norm = sqrt(sq);
         if (max_norm > 0) {
             const double coef = (double)max_norm / (norm + 1e-6);
             if (coef < 1.0)
                 for (int i = 0; i < pt->n; i++)
                     if (!pt->frozen[i])
-                        rl_grad_scale(pt->g.w[i].data, numel_of(&pt->g.w[i]), (float)coef);
+                        rl_grad_scale(pt->g.w[i].data, rl_weight_numel(&pt->g.w[i]), (float)coef);
         }
     }
     rl_adamw_cfg c = *adam;
@@ -240,13 +233,13 @@ double rl_ptable_step(rl_ptable *pt, long t, float lr, const rl_adamw_cfg *adam,
     for (int i = 0; i < pt->n; i++) {
         if (pt->frozen[i]) continue;
         rl_adamw_step(pt->p.w[i].data, pt->m[i], pt->v[i], pt->g.w[i].data,
-                      numel_of(&pt->p.w[i]), t, &c);
+                      rl_weight_numel(&pt->p.w[i]), t, &c);
     }
     if (pt->ema) {
         const float warm = (float)((1.0 + (double)t) / (10.0 + (double)t));
         const float d = ema_decay < warm ? ema_decay : warm;
         for (int i = 0; i < pt->n; i++)
-            if (!pt->frozen[i]) rl_ema_update(pt->ema[i], pt->p.w[i].data, numel_of(&pt->p.w[i]), d);
+            if (!pt->frozen[i]) rl_ema_update(pt->ema[i], pt->p.w[i].data, rl_weight_numel(&pt->p.w[i]), d);
     }
     return norm;
 }
@@ -710,7 +703,7 @@ rl_status rl_ptable_load(rl_ptable *pt, const char *path, const char *prefix, in
         }
         const float *src;
         rc = rl_weights_get(&file, p->name, p->ndim, p->shape, &src, err);
-        if (!rc) memcpy(p->data, src, numel_of(p) * sizeof(float));
+        if (!rc) memcpy(p->data, src, rl_weight_numel(p) * sizeof(float));
     }
     rl_weights_free(&file);
     return rc;
