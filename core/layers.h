@@ -48,6 +48,8 @@ typedef struct {
 rl_status rl_conv_bind(rl_conv *l, rl_weights *ws, const char *prefix, int C, int OC, int K,
                        int stride, int pad, int bias, rl_err *err);
 void rl_conv_out_hw(const rl_conv *l, int H, int W, int *Ho, int *Wo);
+/* Floats of im2col scratch rl_conv_fwd/bwd take from the arena (released on return). */
+size_t rl_conv_scratch_floats(const rl_conv *l, int B, int H, int W, int n_threads);
 /* out (B, OC, Ho, Wo) = conv(x (B, C, H, W)). Scratch (im2col) from arena, released. */
 void rl_conv_fwd(const rl_conv *l, rl_arena *arena, float *out, const float *x, int B, int H, int W);
 void rl_conv_bwd(const rl_conv *l, const rl_conv *g, rl_arena *arena, float *dx,
@@ -140,6 +142,9 @@ typedef struct {
     float *o;                   // (B, Tq, inner) before to_out
 } rl_attention_acts;
 
+/* Query rows per chunk of the inference attention kernel (rl_attn_fwd_chunked). */
+#define RL_ATTN_CHUNK 256
+
 rl_status rl_attention_bind(rl_attention *l, rl_weights *ws, const char *prefix,
                             const rl_attention_cfg *cfg, rl_err *err);
 /* Sequence form: x (B, Tq, Cq), ctx (B / ctx_rep, Tk, Ckv) or NULL for self-attention
@@ -169,6 +174,8 @@ rl_status rl_ff_bind(rl_ff *l, rl_weights *ws, const char *prefix, int C, int I,
 void rl_ff_fwd(const rl_ff *l, rl_ff_acts *a, rl_arena *arena, float *out, const float *x, int T);
 void rl_ff_bwd(const rl_ff *l, const rl_ff *g, const rl_ff_acts *a, rl_arena *arena, float *dx,
                const float *dout, const float *x, int T);
+/* Rows per chunk of the inference forward over T rows (at most 4 Mi floats of projection). */
+int rl_ff_chunk_rows(const rl_ff *l, int T);
 
 // ---- BasicTransformerBlock -----------------------------------------------------------------
 
