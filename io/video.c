@@ -1,10 +1,12 @@
-/* io/video.c - video writer and reader over libavcodec/libavformat/libswscale (see video.h).
+/* io/video.c - video writer over libavcodec/libavformat/libswscale (see video.h); the reader
+ * is io/video_read.c.
  *
  * Writer: RGB frame -> (swscale: Lanczos resize, RGB -> YUV 4:2:0 BT.709 limited, or RGB ->
  * RGB for GIF/PNG) -> AVFrame -> avcodec_send_frame / avcodec_receive_packet -> muxer.
  * GIF frames are quantised here (median cut over the frame's distinct colours) into pal8.
  * Everything is written under a ".partial" name and renamed by rl_video_close. */
 #include "io/video.h"
+#include "io/video_av.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,10 +30,6 @@
 #define MAX_FPS 240
 // writer: Lanczos resize; chroma computed from every input pixel then filtered (FULL_CHR_H_INP)
 #define SWS_FLAGS (SWS_LANCZOS | SWS_ACCURATE_RND | SWS_BITEXACT | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP)
-// reader: 4:2:0 chroma upsampled bicubically to every pixel (Lanczos rings on sharp edges:
-// 0.2 dB worse on a test clip with a saturated box; nearest-chroma, what ffmpeg's unscaled
-// path does, is 4.5 dB worse on smooth gradients)
-#define SWS_DEC_FLAGS (SWS_BICUBIC | SWS_ACCURATE_RND | SWS_BITEXACT | SWS_FULL_CHR_H_INT)
 
 struct rl_video {
     rl_video_kind kind;
@@ -69,7 +67,7 @@ static void log_sink(void *avcl, int level, const char *fmt, va_list vl)
     g_log_fn(g_log_user, line);
 }
 
-static void log_install(void)
+void rl_video_log_install(void)
 {
     static int done;
     if (!done) { av_log_set_callback(log_sink); done = 1; }
@@ -79,12 +77,12 @@ void rl_video_set_log(void (*fn)(void *user, const char *line), void *user)
 {
     g_log_fn = fn;
     g_log_user = user;
-    log_install();
+    rl_video_log_install();
 }
 
 // ---- small helpers ------------------------------------------------------------------------
 
-static rl_status av_fail(rl_err *err, const char *path, const char *what, int code)
+rl_status rl_video_av_fail(rl_err *err, const char *path, const char *what, int code)
 {
     char buf[AV_ERROR_MAX_STRING_SIZE] = { 0 };
     av_strerror(code, buf, sizeof buf);
@@ -399,7 +397,7 @@ static rl_status open_encoder(rl_video *v, const rl_video_opts *o, rl_err *err)
     int r = avcodec_open2(c, codec, &eo);
     rl_status rc = RL_OK;
     if (r < 0) {
-        rc = av_fail(err, v->path, name, r);
+        rc = rl_video_av_fail(err, v->path, name, r);
     } else if (av_dict_count(eo) > 0) {
         rc = rl_errf(err, RL_E_CODEC, "%s: %s did not take option '%s'", v->path, name,
                      av_dict_get(eo, "", NULL, AV_DICT_IGNORE_SUFFIX)->key);
@@ -415,7 +413,7 @@ static rl_status open_muxer(rl_video *v, const rl_video_opts *o, rl_err *err)
     if (!ofmt) return rl_errf(err, RL_E_CODEC, "%s: this FFmpeg has no %s muxer", v->path, fname);
     // the muxer knows the partial name: faststart re-reads the file through it
     int r = avformat_alloc_output_context2(&v->fmt, ofmt, NULL, v->tmp);
-    if (r < 0) return av_fail(err, v->path, "cannot create the muxer", r);
+    if (r < 0) return rl_video_av_fail(err, v->path, "cannot create the muxer", r);
     v->fmt->flags |= AVFMT_FLAG_BITEXACT;            // no version strings, no random UIDs
     if (v->kind != RL_VIDEO_GIF)
         for (int i = 0; i < o->n_meta; i++)
@@ -427,7 +425,7 @@ rl_status rl_video_open(rl_video **pv, const char *path, int width, int height, 
                         const rl_video_opts *opts, rl_err *err)
 {
     *pv = NULL;
-    log_install();
+    rl_video_log_install();
     rl_video_opts o = opts ? *opts : rl_video_default_opts();
     rl_status rc = RL_OK;
     char *dir = NULL;
@@ -510,7 +508,7 @@ rl_status rl_video_open(rl_video **pv, const char *path, int width, int height, 
     v->frame->width = v->enc_w;
     v->frame->height = v->enc_h;
     int r = av_frame_get_buffer(v->frame, 0);
-    if (r < 0) { rc = av_fail(err, path, "frame buffer", r); goto fail; }
+    if (r < 0) { rc = rl_video_av_fail(err, path, "frame buffer", r); goto fail; }
 
     // GIF, and H.264 at an odd output size, resize into an RGB buffer first: GIF to quantise
     // it, H.264 to pad it to even sides there (swscale's 4:2:0 chroma for an odd size is
@@ -546,7 +544,7 @@ rl_status rl_video_open(rl_video **pv, const char *path, int width, int height, 
         v->st = avformat_new_stream(v->fmt, NULL);
         if (!v->st) { rc = rl_errf(err, RL_E_NOMEM, "%s: out of memory", path); goto fail; }
         r = avcodec_parameters_from_context(v->st->codecpar, v->enc);
-        if (r < 0) { rc = av_fail(err, path, "stream parameters", r); goto fail; }
+        if (r < 0) { rc = rl_video_av_fail(err, path, "stream parameters", r); goto fail; }
         v->st->time_base = v->enc->time_base;
         v->st->avg_frame_rate = v->st->r_frame_rate = (AVRational){ fps, 1 };
         r = avio_open(&v->fmt->pb, v->tmp, AVIO_FLAG_WRITE);
@@ -557,7 +555,7 @@ rl_status rl_video_open(rl_video **pv, const char *path, int width, int height, 
         if (kind == RL_VIDEO_MP4)    // moov up front (browsers), custom keys kept verbatim
             av_dict_set(&mo, "movflags", "+faststart+use_metadata_tags", 0);
         r = avformat_write_header(v->fmt, &mo);
-        if (r < 0) { rc = av_fail(err, path, "cannot write the header", r); goto fail; }
+        if (r < 0) { rc = rl_video_av_fail(err, path, "cannot write the header", r); goto fail; }
     }
     av_dict_free(&mo);
     free(dir);
@@ -605,11 +603,11 @@ static rl_status write_png(rl_video *v, const AVPacket *pkt, rl_err *err)
 static rl_status encode(rl_video *v, AVFrame *frame, rl_err *err)
 {
     int r = avcodec_send_frame(v->enc, frame);
-    if (r < 0) return av_fail(err, v->path, "encoder refused a frame", r);
+    if (r < 0) return rl_video_av_fail(err, v->path, "encoder refused a frame", r);
     for (;;) {
         r = avcodec_receive_packet(v->enc, v->pkt);
         if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return RL_OK;
-        if (r < 0) return av_fail(err, v->path, "encoding failed", r);
+        if (r < 0) return rl_video_av_fail(err, v->path, "encoding failed", r);
         if (v->kind == RL_VIDEO_PNG) {
             rl_status rc = write_png(v, v->pkt, err);
             av_packet_unref(v->pkt);
@@ -623,7 +621,7 @@ static rl_status encode(rl_video *v, AVFrame *frame, rl_err *err)
         if (r < 0) {
             if (r == AVERROR(ENOSPC) || r == AVERROR(EIO))
                 return rl_errf(err, RL_E_IO, "%s: write failed: %s", v->path, av_err2str(r));
-            return av_fail(err, v->path, "muxing failed", r);
+            return rl_video_av_fail(err, v->path, "muxing failed", r);
         }
     }
 }
@@ -634,7 +632,7 @@ rl_status rl_video_push(rl_video *v, const uint8_t *rgb, rl_err *err)
     rl_status rc;
     AVFrame *f = v->frame;
     int r = av_frame_make_writable(f);     // the encoder may still hold the last one
-    if (r < 0) { rc = av_fail(err, v->path, "frame buffer", r); goto fail; }
+    if (r < 0) { rc = rl_video_av_fail(err, v->path, "frame buffer", r); goto fail; }
 
     const uint8_t *src[4] = { rgb, NULL, NULL, NULL };
     int src_stride[4] = { 3 * v->in_w, 0, 0, 0 }, src_h = v->in_h;
@@ -741,7 +739,7 @@ rl_status rl_video_close(rl_video **pv, rl_err *err)
     }
 
     int r = av_write_trailer(v->fmt);                // faststart moves moov here (re-reads tmp)
-    if (r < 0) { rc = av_fail(err, v->path, "cannot finish the file", r); goto fail; }
+    if (r < 0) { rc = rl_video_av_fail(err, v->path, "cannot finish the file", r); goto fail; }
     r = avio_closep(&v->fmt->pb);
     if (r < 0) { rc = rl_errf(err, RL_E_IO, "%s: write failed: %s", v->path, av_err2str(r)); goto fail; }
     if (v->kind == RL_VIDEO_GIF && v->gif_comment && (rc = gif_add_comment(v, err))) goto fail;
@@ -756,232 +754,5 @@ rl_status rl_video_close(rl_video **pv, rl_err *err)
 
 fail:
     free_writer(v, 1);
-    return rc;
-}
-
-// ---- reader ---------------------------------------------------------------------------------
-
-void rl_video_info_free(rl_video_info *info)
-{
-    if (!info) return;
-    for (int i = 0; i < info->n_meta; i++) {
-        free((char *)info->meta[i].key);
-        free((char *)info->meta[i].value);
-    }
-    free(info->meta);
-    info->meta = NULL;
-    info->n_meta = 0;
-}
-
-const char *rl_video_info_get(const rl_video_info *info, const char *key)
-{
-    for (int i = 0; i < info->n_meta; i++)
-        if (strcasecmp(info->meta[i].key, key) == 0) return info->meta[i].value;
-    return NULL;
-}
-
-static int add_meta(rl_video_info *info, const char *k, size_t klen, const char *val, size_t vlen)
-{
-    rl_video_tag *m = realloc(info->meta, (size_t)(info->n_meta + 1) * sizeof *m);
-    if (!m) return 0;
-    info->meta = m;
-    char *ks = strndup(k, klen), *vs = strndup(val, vlen);
-    if (!ks || !vs) { free(ks); free(vs); return 0; }
-    m[info->n_meta++] = (rl_video_tag){ ks, vs };
-    return 1;
-}
-
-/* GIF comment lines "key=value" (escapes undone) into meta; other comments stay whole. */
-static int add_gif_comment(rl_video_info *info, const char *s)
-{
-    if (!strchr(s, '=')) return add_meta(info, "comment", 7, s, strlen(s));
-    while (*s) {
-        const char *eol = strchr(s, '\n'), *eq = strchr(s, '=');
-        if (!eol) eol = s + strlen(s);
-        if (eq && eq < eol) {
-            char *val = malloc((size_t)(eol - eq));
-            if (!val) return 0;
-            size_t n = 0;
-            for (const char *c = eq + 1; c < eol; c++) {
-                if (*c == '\\' && c + 1 < eol) { c++; val[n++] = *c == 'n' ? '\n' : *c; }
-                else val[n++] = *c;
-            }
-            int ok = add_meta(info, s, (size_t)(eq - s), val, n);
-            free(val);
-            if (!ok) return 0;
-        }
-        s = *eol ? eol + 1 : eol;
-    }
-    return 1;
-}
-
-static rl_status open_input(AVFormatContext **ic, const char *path, int *si, rl_err *err)
-{
-    *ic = NULL;
-    log_install();
-    struct stat sb;
-    int pattern = rl_video_kind_of(path) == RL_VIDEO_PNG && strchr(path, '%');  // image2 sequence
-    if (!pattern && stat(path, &sb) != 0)
-        return rl_errf(err, RL_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!pattern && S_ISDIR(sb.st_mode)) return rl_errf(err, RL_E_IO, "%s: is a folder, expected a video file", path);
-    int r = avformat_open_input(ic, path, NULL, NULL);
-    if (r < 0) return rl_errf(err, RL_E_FORMAT, "%s: not a video FFmpeg can read: %s", path, av_err2str(r));
-    r = avformat_find_stream_info(*ic, NULL);
-    if (r >= 0) r = av_find_best_stream(*ic, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
-    if (r < 0) {
-        avformat_close_input(ic);
-        return rl_errf(err, RL_E_FORMAT, "%s: no video stream: %s", path, av_err2str(r));
-    }
-    *si = r;
-    return RL_OK;
-}
-
-rl_status rl_video_read_meta(const char *path, rl_video_info *info, rl_err *err)
-{
-    *info = (rl_video_info){ 0 };
-    AVFormatContext *ic;
-    int si;
-    rl_status rc = open_input(&ic, path, &si, err);
-    if (rc) return rc;
-    AVStream *st = ic->streams[si];
-    const AVCodecParameters *par = st->codecpar;
-    snprintf(info->format, sizeof info->format, "%s", ic->iformat->name);
-    snprintf(info->codec, sizeof info->codec, "%s", avcodec_get_name(par->codec_id));
-    const char *pf = av_get_pix_fmt_name(par->format);
-    snprintf(info->pix_fmt, sizeof info->pix_fmt, "%s", pf ? pf : "unknown");
-    info->width = par->width;
-    info->height = par->height;
-    AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
-    info->fps = fr.den ? av_q2d(fr) : 0;
-    info->duration = ic->duration > 0 ? (double)ic->duration / AV_TIME_BASE : 0;
-
-    const AVDictionaryEntry *e = NULL;
-    while ((e = av_dict_get(ic->metadata, "", e, AV_DICT_IGNORE_SUFFIX))) {
-        int ok = strcmp(ic->iformat->name, "gif") == 0 && strcmp(e->key, "comment") == 0
-                     ? add_gif_comment(info, e->value)
-                     : add_meta(info, e->key, strlen(e->key), e->value, strlen(e->value));
-        if (!ok) { rc = rl_errf(err, RL_E_NOMEM, "%s: out of memory", path); goto fail; }
-    }
-
-    AVPacket *pkt = av_packet_alloc();
-    if (!pkt) { rc = rl_errf(err, RL_E_NOMEM, "%s: out of memory", path); goto fail; }
-    while (av_read_frame(ic, pkt) >= 0) {
-        if (pkt->stream_index == si) info->n_frames++;
-        av_packet_unref(pkt);
-    }
-    av_packet_free(&pkt);
-    avformat_close_input(&ic);
-    return RL_OK;
-
-fail:
-    avformat_close_input(&ic);
-    rl_video_info_free(info);
-    return rc;
-}
-
-// ---- decoder --------------------------------------------------------------------------------
-
-typedef struct {
-    const char *path;
-    int max_frames, w, h, n, cap;
-    uint8_t *rgb;                    // (cap, h, w, 3)
-    struct SwsContext *sws;
-} reader;
-
-static rl_status take_frame(reader *rd, const AVFrame *f, rl_err *err)
-{
-    if (rd->max_frames > 0 && rd->n >= rd->max_frames) return RL_OK;
-    if (!rd->w) { rd->w = f->width; rd->h = f->height; }
-    size_t fb = (size_t)rd->w * rd->h * 3;
-    if (rd->n == rd->cap) {
-        int cap = rd->cap ? 2 * rd->cap : 16;
-        if ((size_t)cap * fb > ((size_t)4 << 30))
-            return rl_errf(err, RL_E_NOMEM, "%s: more than 4 GiB of decoded pixels", rd->path);
-        uint8_t *p = realloc(rd->rgb, (size_t)cap * fb);
-        if (!p) return rl_errf(err, RL_E_NOMEM, "%s: out of memory for %d frames", rd->path, cap);
-        rd->rgb = p;
-        rd->cap = cap;
-    }
-    // frames of another size (allowed in GIF) are scaled to the first frame's size
-    rd->sws = sws_getCachedContext(rd->sws, f->width, f->height, f->format, rd->w, rd->h,
-                                   AV_PIX_FMT_RGB24, SWS_DEC_FLAGS, NULL, NULL, NULL);
-    if (!rd->sws) return rl_errf(err, RL_E_CODEC, "%s: swscale cannot convert %s to rgb24", rd->path,
-                                 av_get_pix_fmt_name(f->format));
-    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
-    if (d && !(d->flags & AV_PIX_FMT_FLAG_RGB) && !(d->flags & AV_PIX_FMT_FLAG_PAL)) {
-        // YUV: the matrix and range the stream is tagged with (untagged: BT.601, limited)
-        int cs = f->colorspace == AVCOL_SPC_BT709 ? SWS_CS_ITU709 : SWS_CS_DEFAULT;
-        const int *m = sws_getCoefficients(cs);
-        sws_setColorspaceDetails(rd->sws, m, f->color_range == AVCOL_RANGE_JPEG, m, 1, 0,
-                                 1 << 16, 1 << 16);
-    }
-    uint8_t *dst[4] = { rd->rgb + (size_t)rd->n * fb, NULL, NULL, NULL };
-    int dst_stride[4] = { 3 * rd->w, 0, 0, 0 };
-    sws_scale(rd->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
-    rd->n++;
-    return RL_OK;
-}
-
-static rl_status drain(reader *rd, AVCodecContext *dec, AVFrame *f, rl_err *err)
-{
-    for (;;) {
-        int r = avcodec_receive_frame(dec, f);
-        if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return RL_OK;
-        if (r < 0) return av_fail(err, rd->path, "decoding failed", r);
-        rl_status rc = take_frame(rd, f, err);
-        av_frame_unref(f);
-        if (rc) return rc;
-    }
-}
-
-rl_status rl_video_read_frames(const char *path, int max_frames, uint8_t **rgb, int *n_frames,
-                               int *width, int *height, rl_err *err)
-{
-    *rgb = NULL;
-    *n_frames = *width = *height = 0;
-    reader rd = { .path = path, .max_frames = max_frames };
-    AVFormatContext *ic = NULL;
-    AVCodecContext *dec = NULL;
-    AVFrame *f = NULL;
-    AVPacket *pkt = NULL;
-    int si, r;
-    rl_status rc = open_input(&ic, path, &si, err);
-    if (rc) return rc;
-
-    const AVCodecParameters *par = ic->streams[si]->codecpar;
-    const AVCodec *codec = avcodec_find_decoder(par->codec_id);
-    if (!codec) { rc = rl_errf(err, RL_E_CODEC, "%s: no decoder for %s", path, avcodec_get_name(par->codec_id)); goto done; }
-    dec = avcodec_alloc_context3(codec);
-    f = av_frame_alloc();
-    pkt = av_packet_alloc();
-    if (!dec || !f || !pkt) { rc = rl_errf(err, RL_E_NOMEM, "%s: out of memory", path); goto done; }
-    if ((r = avcodec_parameters_to_context(dec, par)) < 0 || (r = avcodec_open2(dec, codec, NULL)) < 0) {
-        rc = av_fail(err, path, "cannot open the decoder", r);
-        goto done;
-    }
-    while ((r = av_read_frame(ic, pkt)) >= 0 && !(max_frames > 0 && rd.n >= max_frames)) {
-        if (pkt->stream_index == si) {
-            r = avcodec_send_packet(dec, pkt);
-            if (r < 0) { av_packet_unref(pkt); rc = av_fail(err, path, "decoder refused a packet", r); goto done; }
-            if ((rc = drain(&rd, dec, f, err))) { av_packet_unref(pkt); goto done; }
-        }
-        av_packet_unref(pkt);
-    }
-    if ((r = avcodec_send_packet(dec, NULL)) < 0) { rc = av_fail(err, path, "flushing the decoder", r); goto done; }
-    if ((rc = drain(&rd, dec, f, err))) goto done;
-    if (rd.n == 0) { rc = rl_errf(err, RL_E_FORMAT, "%s: no frames decoded", path); goto done; }
-    *rgb = rd.rgb;
-    rd.rgb = NULL;
-    *n_frames = rd.n;
-    *width = rd.w;
-    *height = rd.h;
-
-done:
-    free(rd.rgb);
-    sws_freeContext(rd.sws);
-    av_packet_free(&pkt);
-    av_frame_free(&f);
-    avcodec_free_context(&dec);
-    avformat_close_input(&ic);
     return rc;
 }
