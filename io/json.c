@@ -5,16 +5,13 @@
  * recovered by searching the document for the object the caller passed (cJSON keeps no
  * parent pointers); documents are small, and this only runs on the error path. */
 #include "io/json.h"
+#include "io/file.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define JSON_MAX_BYTES ((size_t)64 << 20)   // 64 MiB: far above any config or vocab file
 
@@ -203,57 +200,13 @@ fail:
 
 rl_status rl_json_load(rl_json *j, const char *path, rl_err *err)
 {
-    rl_status rc;
-    char *text = NULL;
-    int fd = -1;
+    char *text;
+    size_t len;
     *j = (rl_json){ 0 };
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = rl_errf(err, errno == ENOENT ? RL_E_MISSING : RL_E_IO, "%s: cannot open: %s", path,
-                     strerror(errno));
-        goto fail;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = rl_errf(err, RL_E_IO, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = rl_errf(err, RL_E_IO, "%s: not a regular file", path);
-        goto fail;
-    }
-    if ((uint64_t)st.st_size > JSON_MAX_BYTES) {
-        rc = rl_errf(err, RL_E_FORMAT, "%s: %lld bytes exceeds the %zu-byte limit for JSON files",
-                     path, (long long)st.st_size, JSON_MAX_BYTES);
-        goto fail;
-    }
-    size_t size = (size_t)st.st_size, got = 0;
-    text = malloc(size + 1);
-    if (!text) {
-        rc = rl_errf(err, RL_E_NOMEM, "%s: out of memory for %zu bytes", path, size);
-        goto fail;
-    }
-    while (got < size) {
-        ssize_t r = read(fd, text + got, size - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            rc = rl_errf(err, RL_E_IO, "%s: read failed: %s", path, strerror(errno));
-            goto fail;
-        }
-        if (r == 0) break;     // file shrank while reading: parse what is there
-        got += (size_t)r;
-    }
-    close(fd);
-    fd = -1;
-    rc = rl_json_parse(j, text, got, path, err);
+    rl_status rc = rl_file_read(path, JSON_MAX_BYTES, "JSON", &text, &len, err);
+    if (rc) return rc;
+    rc = rl_json_parse(j, text, len, path, err);
     free(text);
-    return rc;
-
-fail:
-    if (fd >= 0) close(fd);
-    free(text);
-    rl_json_free(j);
     return rc;
 }
 

@@ -16,9 +16,10 @@
 #include <unistd.h>
 
 #include "io/atomic.h"
+#include "io/file.h"
 #include "io/json.h"
 
-#define MERGES_MAX_BYTES ((size_t)64 << 20)
+#define MERGES_MAX_BYTES (((size_t)64 << 20) - 1)   // vocab.json, merges.txt: under 64 MiB
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -58,44 +59,6 @@ static char *join(const char *dir, const char *name)
     p[a] = '/';
     memcpy(p + a + 1, name, b + 1);
     return p;
-}
-
-static rl_status read_all(const char *path, size_t limit, char **out, size_t *len, rl_err *err)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return rl_errf(err, errno == ENOENT ? RL_E_MISSING : RL_E_IO, "%s: cannot open: %s",
-                           path, strerror(errno));
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    rl_status rc = RL_OK;
-    while (buf) {
-        if (n == cap) {
-            if (cap >= limit) {
-                rc = rl_errf(err, RL_E_FORMAT, "%s: larger than the %zu-byte limit", path, limit);
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) break;
-            buf = nb;
-            cap *= 2;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) {
-            if (ferror(f)) rc = rl_errf(err, RL_E_IO, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (!buf) return rl_errf(err, RL_E_NOMEM, "%s: out of memory", path);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *len = n;
-    return RL_OK;
 }
 
 // ---- reading --------------------------------------------------------------------------------
@@ -280,13 +243,13 @@ rl_status rl_tokfiles_read(rl_bpe_spec *spec, const char *dir, rl_err *err)
     if (!spec->bos || !spec->eos || !spec->unk || !spec->pad) goto nomem;
 
     if (!(path = join(dir, "vocab.json"))) goto nomem;
-    if ((rc = read_all(path, MERGES_MAX_BYTES, &text, &len, err))) goto fail;
+    if ((rc = rl_file_read(path, MERGES_MAX_BYTES, "tokenizer", &text, &len, err))) goto fail;
     if ((rc = rl_tokfiles_parse_vocab(spec, text, len, path, err))) goto fail;
     free(text);
     free(path);
     text = NULL;
     if (!(path = join(dir, "merges.txt"))) goto nomem;
-    if ((rc = read_all(path, MERGES_MAX_BYTES, &text, &len, err))) goto fail;
+    if ((rc = rl_file_read(path, MERGES_MAX_BYTES, "tokenizer", &text, &len, err))) goto fail;
     if ((rc = rl_tokfiles_parse_merges(spec, text, len, path, err))) goto fail;
     if ((rc = read_specials(spec, dir, "tokenizer_config.json", 1, err))) goto fail;
     if ((rc = read_specials(spec, dir, "special_tokens_map.json", 0, err))) goto fail;
