@@ -154,6 +154,15 @@ static void dilate_or(uint8_t *dst, const uint8_t *obj, int H, int W, int r)
     }
 }
 
+/* Soft coverage of pixel p (3 bytes) by the object: its colour projected on the background ->
+ * object axis e (|e|^2 = ee), clamped to [0, 1]. */
+static float coverage(const uint8_t *p, const float bg[3], const float e[3], float ee)
+{
+    float al = 0.0f;
+    for (int ch = 0; ch < 3; ch++) al += ((float)p[ch] - bg[ch]) * e[ch];
+    return fminf(fmaxf(al / ee, 0.0f), 1.0f);
+}
+
 // ---- the analyzer -----------------------------------------------------------------------------
 
 rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int F, int H, int W,
@@ -303,10 +312,7 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
             for (int x = 0; x < W; x++) {
                 const size_t i = (size_t)y * W + x;
                 if (!tmp[i]) continue;
-                const uint8_t *p = frames + ((size_t)f * S + i) * 3;
-                float al = 0.0f;
-                for (int ch = 0; ch < 3; ch++) al += ((float)p[ch] - out->bg_rgb[ch]) * e[ch];
-                al = fminf(fmaxf(al / ee, 0.0f), 1.0f);
+                const float al = coverage(frames + ((size_t)f * S + i) * 3, out->bg_rgb, e, ee);
                 A += al; sx += al * (x + 0.5); sy += al * (y + 0.5);
             }
         wts[f] = A;
@@ -323,10 +329,7 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
             for (int x = 0; x < W; x++) {
                 const size_t i = (size_t)y * W + x;
                 if (!tmp[i]) continue;
-                const uint8_t *p = frames + ((size_t)f * S + i) * 3;
-                float al = 0.0f;
-                for (int ch = 0; ch < 3; ch++) al += ((float)p[ch] - out->bg_rgb[ch]) * e[ch];
-                al = fminf(fmaxf(al / ee, 0.0f), 1.0f);
+                const float al = coverage(frames + ((size_t)f * S + i) * 3, out->bg_rgb, e, ee);
                 if (al <= 0.0f) continue;
                 const double complex z = (x + 0.5 - cx) + I * (y + 0.5 - cy);
                 const double r = cabs(z);
