@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "tools/cli.h"
+#include "tools/datadir.h"
 #include "tools/progress.h"
 #include "tools/shapes/clipscore.h"
 #include "tools/shapes/eval.h"
@@ -121,32 +122,6 @@ static rl_status model_gen(void *user, const rl_eval_req *req, uint8_t *frames, 
 }
 #endif
 
-static int is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* A folder next to the executable's source tree (build/tools/reel -> <root>/<rel>), in the
- * installed data folder, or relative to the current folder (as `reel generate` looks). */
-static const char *data_path(const char *rel, char *buf, size_t cap)
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        static const char *const up[] = { "/../..", "/..", "/../share/reel" };
-        for (size_t i = 0; i < sizeof up / sizeof up[0]; i++) {
-            snprintf(buf, cap, "%s%s/%s", exe, up[i], rel);
-            if (is_dir(buf)) return buf;
-        }
-    }
-    snprintf(buf, cap, "%s", rel);
-    return buf;
-}
-
 static void show_progress(void *user, int i, int n)
 {
     rl_progress_update(user, 0, "eval", i, n, "clips");
@@ -215,10 +190,10 @@ int rl_cmd_eval(int argc, char **argv)
     char model_buf[4200];
     if (!model_dir) {
         const char *env = getenv("REEL_MODEL");
-        model_dir = env && *env ? env : data_path("presets/models/shapes", model_buf,
+        model_dir = env && *env ? env : rl_data_path("presets/models/shapes", model_buf,
                                                   sizeof model_buf);
     }
-    if (!real && !is_dir(model_dir)) {
+    if (!real && !rl_is_dir(model_dir)) {
         fprintf(stderr, "reel: model folder %s not found (use --model DIR or set REEL_MODEL)\n",
                 model_dir);
         return RL_EXIT_IO;
@@ -235,7 +210,7 @@ int rl_cmd_eval(int argc, char **argv)
         if (!slash) snprintf(parent, sizeof parent, ".");
         else if (slash == parent) parent[1] = 0;
         else *slash = 0;
-        if (!is_dir(parent) || access(parent, W_OK | X_OK) != 0) {
+        if (!rl_is_dir(parent) || access(parent, W_OK | X_OK) != 0) {
             fprintf(stderr, "reel: cannot write the report %s: folder %s is missing or not "
                     "writable\n", report, parent);
             return RL_EXIT_IO;
@@ -248,7 +223,7 @@ int rl_cmd_eval(int argc, char **argv)
     char clip_na[4400] = "";
     char cv[4300];
     snprintf(cv, sizeof cv, "%s/clip_video", model_dir);
-    if (!is_dir(cv)) {
+    if (!rl_is_dir(cv)) {
         snprintf(clip_na, sizeof clip_na, "%s has no clip_video/ (a CLIP pair from `reel train "
                  "clip`)", model_dir);
     } else if (rl_clipscore_open(&clip, model_dir, &err) != RL_OK) {

@@ -21,6 +21,7 @@
 #include "io/video.h"
 #include "tools/bench.h"
 #include "tools/cli.h"
+#include "tools/datadir.h"
 #include "tools/generate.h"
 #include "tools/progress.h"
 
@@ -147,32 +148,6 @@ static int on_frame(void *user, int frame, const uint8_t *rgb, int width, int he
 
 // ---- files and folders --------------------------------------------------------------------
 
-static int is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* A folder next to the executable's source tree (build/tools/reel -> <root>/<rel>), in the
- * installed data folder, or relative to the current folder. */
-static const char *data_path(const char *rel, char *buf, size_t cap)
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        static const char *const up[] = { "/../..", "/..", "/../share/reel" };
-        for (size_t i = 0; i < sizeof up / sizeof up[0]; i++) {
-            snprintf(buf, cap, "%s%s/%s", exe, up[i], rel);
-            if (is_dir(buf)) return buf;
-        }
-    }
-    snprintf(buf, cap, "%s", rel);
-    return buf;
-}
-
 /* The folder the output goes into must exist and be writable (a DIR/ output: its parent). */
 static int check_out_dir(const char *out, rl_video_kind kind)
 {
@@ -279,7 +254,7 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
     }
     char presets_dir[4200];
     rl_preset ps;
-    if (rl_preset_find(&ps, preset_name, data_path("presets", presets_dir, sizeof presets_dir),
+    if (rl_preset_find(&ps, preset_name, rl_data_path("presets", presets_dir, sizeof presets_dir),
                        &err)) {
         fprintf(stderr, "reel: %s\n", err.msg);
         return err.code == RL_E_MISSING || err.code == RL_E_IO ? RL_EXIT_IO : RL_EXIT_USAGE;
@@ -440,9 +415,9 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
     char model_buf[4200];
     if (!model) {
         const char *env = getenv("REEL_MODEL");
-        model = env && *env ? env : data_path("presets/models/shapes", model_buf, sizeof model_buf);
+        model = env && *env ? env : rl_data_path("presets/models/shapes", model_buf, sizeof model_buf);
     }
-    if (!is_dir(model)) {
+    if (!rl_is_dir(model)) {
         fprintf(stderr, "reel: model folder %s not found (use --model DIR or set REEL_MODEL)\n",
                 model);
         status = RL_EXIT_IO;
