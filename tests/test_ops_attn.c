@@ -202,22 +202,32 @@ static void test_fixture(rl_test *t, const char *fixture)
 
 // ---- random shapes for every implementation, against the plain reference ---------------------
 
+/* a from arg "B NH Tq Tk HS causal", with uniform random q, k, v, dout (seeds seed .. seed + 3)
+ * and q scaled by q_scale (scores of a few units: peaked rows). Records a failure and returns 0
+ * when arg is malformed. */
+static int random_case(rl_test *t, attn_case *a, const char *arg, uint64_t seed, float q_scale)
+{
+    *a = (attn_case){ 0 };
+    if (sscanf(arg, "%d %d %d %d %d %d", &a->B, &a->NH, &a->Tq, &a->Tk, &a->HS, &a->causal) != 6) {
+        rl_test_fail(t, "bad case '%s'", arg);
+        return 0;
+    }
+    a->scale = 1.0f / sqrtf((float)a->HS);
+    float *q = rl_test_floats(t, nq(a)), *k = rl_test_floats(t, nk(a));
+    float *v = rl_test_floats(t, nk(a)), *dout = rl_test_floats(t, nq(a));
+    rl_test_randu(q, nq(a), seed);
+    rl_test_randu(k, nk(a), seed + 1);
+    rl_test_randu(v, nk(a), seed + 2);
+    rl_test_randu(dout, nq(a), seed + 3);
+    for (size_t i = 0; i < nq(a); i++) q[i] *= q_scale;
+    a->q = q; a->k = k; a->v = v; a->dout = dout;
+    return 1;
+}
+
 static void test_shape(rl_test *t, const char *arg)
 {
-    attn_case a = { 0 };
-    if (sscanf(arg, "%d %d %d %d %d %d", &a.B, &a.NH, &a.Tq, &a.Tk, &a.HS, &a.causal) != 6) {
-        rl_test_fail(t, "bad case '%s'", arg);
-        return;
-    }
-    a.scale = 1.0f / sqrtf((float)a.HS);
-    float *q = rl_test_floats(t, nq(&a)), *k = rl_test_floats(t, nk(&a));
-    float *v = rl_test_floats(t, nk(&a)), *dout = rl_test_floats(t, nq(&a));
-    rl_test_randu(q, nq(&a), 11);
-    rl_test_randu(k, nk(&a), 12);
-    rl_test_randu(v, nk(&a), 13);
-    rl_test_randu(dout, nq(&a), 14);
-    for (size_t i = 0; i < nq(&a); i++) q[i] *= 2.0f;   // scores of a few units: peaked rows
-    a.q = q; a.k = k; a.v = v; a.dout = dout;
+    attn_case a;
+    if (!random_case(t, &a, arg, 11, 2.0f)) return;
     check_case(t, &a, NULL, NULL, NULL, NULL, NULL);
 }
 
@@ -225,20 +235,8 @@ static void test_shape(rl_test *t, const char *arg)
 
 static void test_widths(rl_test *t, const char *arg)
 {
-    attn_case a = { 0 };
-    if (sscanf(arg, "%d %d %d %d %d %d", &a.B, &a.NH, &a.Tq, &a.Tk, &a.HS, &a.causal) != 6) {
-        rl_test_fail(t, "bad case '%s'", arg);
-        return;
-    }
-    a.scale = 1.0f / sqrtf((float)a.HS);
-    float *q = rl_test_floats(t, nq(&a)), *k = rl_test_floats(t, nk(&a));
-    float *v = rl_test_floats(t, nk(&a)), *dout = rl_test_floats(t, nq(&a));
-    rl_test_randu(q, nq(&a), 21);
-    rl_test_randu(k, nk(&a), 22);
-    rl_test_randu(v, nk(&a), 23);
-    rl_test_randu(dout, nq(&a), 24);
-    for (size_t i = 0; i < nq(&a); i++) q[i] *= 3.0f;
-    a.q = q; a.k = k; a.v = v; a.dout = dout;
+    attn_case a;
+    if (!random_case(t, &a, arg, 21, 3.0f)) return;
     RL_CHECK(t, !rl_attn_uses_gemm(a.Tq, a.Tk, a.HS));
 
     // [out | att | chunked out | dq | dk | dv] at the CPU's widest, then at each narrower one
