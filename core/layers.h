@@ -16,6 +16,12 @@
  *   into dx and into the gradient mirror `grads` (the same struct type, bound with bind() to a
  *   table of gradient buffers; its pointers are written through). Any dx may be NULL.
  *
+ * Binding: rl_<layer>_bind(layer, ws, prefix, cfg..., err) points the layer at tensors of ws
+ *   (not copied: ws must outlive the layer) and returns RL_E_MISSING / RL_E_SHAPE naming the
+ *   tensor (rl_weights_get), RL_E_PARAM for sizes that cannot be split (groups, heads), or
+ *   RL_E_NOMEM; layers with a block array own it and have a _free (idempotent).
+ * Thread-safety: a bound layer is read-only; calls on one arena are not thread-safe.
+ *
  * Layouts: images are (B, C, H, W) with B = N*F for video (frames folded into the batch, as
  * diffusers does); sequences are (B, T, C). S = H*W. */
 #ifndef RL_CORE_LAYERS_H

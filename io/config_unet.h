@@ -67,13 +67,15 @@ typedef struct {
     int motion_mid_xf_layers;            // temporal_transformer_layers_per_mid_block
 } rl_unet_cfg;
 
-/* Reads and validates unet/config.json. Unsupported block types or options are RL_E_FORMAT
- * naming the key. */
+/* Reads and validates unet/config.json (or a parsed document j). Errors: as rl_json_load,
+ * RL_E_MISSING (a required key), RL_E_FORMAT naming the key for a wrong type or an
+ * unsupported block type or option. cfg is only written on success. */
 rl_status rl_unet_cfg_load(rl_unet_cfg *cfg, const char *path, rl_err *err);
 rl_status rl_unet_cfg_parse(rl_unet_cfg *cfg, const rl_json *j, rl_err *err);
 
 /* Merges motion_adapter/config.json into a UNet2DConditionModel config (as
- * UNetMotionModel.from_unet2d does); checks that the adapter matches the UNet. */
+ * UNetMotionModel.from_unet2d does); checks that the adapter matches the UNet. Errors: as
+ * rl_json_load, RL_E_FORMAT naming the key that does not match or is unsupported. */
 rl_status rl_unet_cfg_add_adapter(rl_unet_cfg *cfg, const char *path, rl_err *err);
 rl_status rl_unet_cfg_add_adapter_json(rl_unet_cfg *cfg, const rl_json *j, rl_err *err);
 

@@ -18,7 +18,10 @@ typedef struct {
     cJSON *root;
 } rl_json;
 
-/* Reads and parses a file (size-limited to 64 MiB). */
+/* Reads and parses a file (size-limited to 64 MiB), or text[0..len) named label in messages
+ * (label is copied). j owns the document until rl_json_free; on failure j is empty. Errors:
+ * RL_E_MISSING (no such file), RL_E_IO (unreadable, not a regular file), RL_E_FORMAT (too
+ * large, a NUL byte, malformed JSON), RL_E_NOMEM. */
 rl_status rl_json_load(rl_json *j, const char *path, rl_err *err);
 rl_status rl_json_parse(rl_json *j, const char *text, size_t len, const char *label, rl_err *err);
 void rl_json_free(rl_json *j);   // idempotent

@@ -66,6 +66,8 @@ rl_status rl_st_writer_add_f32(rl_st_writer *w, const char *name, rl_dtype dtype
 /* Adds raw bytes already in dtype. Copies the data. */
 rl_status rl_st_writer_add_raw(rl_st_writer *w, const char *name, rl_dtype dtype, int ndim,
                                const int64_t *shape, const void *data, rl_err *err);
+/* Sets a __metadata__ string (key and value copied; a second call for a key replaces its
+ * value). RL_E_NOMEM only. */
 rl_status rl_st_writer_meta(rl_st_writer *w, const char *key, const char *value, rl_err *err);
 /* Writes tensors sorted by name (as the Python library does), atomically. */
 rl_status rl_st_writer_save(const rl_st_writer *w, const char *path, rl_err *err);
