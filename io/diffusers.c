@@ -89,7 +89,8 @@ static int ends_with(const char *name, const char *suffix)
 }
 
 /* The first file in dir/sub that is a pickle checkpoint (torch.save / .ckpt / .bin, their
- * shard indexes), copied to out; 0 when there is none. Nothing is opened but the folder. */
+ * shard indexes), its path copied to out for a message (cut short when longer than cap); 0
+ * when there is none. Nothing is opened but the folder. */
 static int find_pickle(const char *dir, const char *sub, char *out, size_t cap)
 {
     char path[PATH_CAP];
@@ -101,7 +102,8 @@ static int find_pickle(const char *dir, const char *sub, char *out, size_t cap)
     for (struct dirent *e; !found && (e = readdir(d));)
         for (size_t i = 0; i < sizeof ext / sizeof ext[0] && !found; i++)
             if (ends_with(e->d_name, ext[i])) {
-                snprintf(out, cap, "%s/%s", path, e->d_name);
+                int n = snprintf(out, cap, "%s/%s", path, e->d_name);
+                if (n < 0) out[0] = '\0';   // a path cut short still names the file's folder
                 found = 1;
             }
     closedir(d);
