@@ -7,7 +7,6 @@
 #include "core/clip.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/ops.h"
@@ -46,8 +45,7 @@ rl_status rl_clip_bind(rl_clip *m, rl_weights *ws, const char *prefix, const rl_
     for (int i = 0; i < cfg->num_hidden_layers; i++) {
         rl_clip_layer *l = &m->layers[i];
         char p[256];
-        snprintf(p, sizeof p, "%s%sencoder.layers.%d", prefix ? prefix : "",
-                 prefix && prefix[0] ? "." : "", i);
+        rl_weights_name(p, sizeof p, prefix, "encoder.layers.%d", i);
         struct { const char *name; const float **dst; int ndim; int64_t d0, d1; } t[] = {
             { "layer_norm1.weight", &l->ln1_w, 1, D, 0 },
             { "layer_norm1.bias", &l->ln1_b, 1, D, 0 },
