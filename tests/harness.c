@@ -74,6 +74,30 @@ const char *rl_test_tmp_path(rl_test *t, const char *name)
     return p;
 }
 
+const char *rl_test_copy_fixture(rl_test *t, const char *rel, const char *tag)
+{
+    const char *dst = rl_test_tmp_path(t, tag);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", dst, rl_test_fixture_path(t, rel),
+             dst);
+    if (system(cmd) != 0) { rl_test_fail(t, "%s failed", cmd); return NULL; }
+    return dst;
+}
+
+char *rl_test_read_file(rl_test *t, const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? rl_test_alloc(t, (size_t)n + 1) : NULL;   // zeroed: NUL-terminated
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) buf = NULL;
+    fclose(f);
+    if (buf) *len = (size_t)n;
+    return buf;
+}
+
 int rl_check_close(rl_test *t, const char *name, const float *got, const float *want, size_t n,
                    double atol, double rtol)
 {

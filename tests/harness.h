@@ -34,6 +34,12 @@ void  *rl_test_alloc(rl_test *t, size_t bytes);
 /* A path under the fixture directory (tests/fixtures), or a fresh temp path (the case's own). */
 const char *rl_test_fixture_path(rl_test *t, const char *rel);
 const char *rl_test_tmp_path(rl_test *t, const char *name);
+/* A fresh copy (cp -r) of the fixture folder rel at the temp path tag; NULL, with a recorded
+ * failure, when the copy fails. */
+const char *rl_test_copy_fixture(rl_test *t, const char *rel, const char *tag);
+/* The whole file at path, NUL-terminated after its *len bytes, owned by the case; NULL (and no
+ * failure recorded: the caller decides) when it cannot be read. */
+char *rl_test_read_file(rl_test *t, const char *path, size_t *len);
 
 /* Passes when |got - want| <= atol + rtol |want| for every element. Always prints:
  * name, max abs err, max rel err, worst index, NMSE. Returns 1 on pass. */

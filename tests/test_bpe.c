@@ -118,21 +118,6 @@ static void test_bad_prompt(rl_test *t, const char *arg)
 
 // ---- learning and writing ----------------------------------------------------------------------
 
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)len + 1);
-    if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) { free(buf); buf = NULL; }
-    fclose(f);
-    if (buf) buf[len] = '\0';
-    *n = (size_t)len;
-    return buf;
-}
-
 static void test_learn(rl_test *t, const char *arg)
 {
     rl_fixture fx;
@@ -160,12 +145,10 @@ static void test_learn(rl_test *t, const char *arg)
         snprintf(a, sizeof a, "%s/%s", dir, files[i]);
         snprintf(b, sizeof b, "%s/%s", rl_test_fixture_path(t, TOK_DIR), files[i]);
         size_t na = 0, nb = 0;
-        char *ta = slurp(a, &na), *tb = slurp(b, &nb);
+        char *ta = rl_test_read_file(t, a, &na), *tb = rl_test_read_file(t, b, &nb);
         rl_test_check(t, ta && tb && na == nb && memcmp(ta, tb, na) == 0,
                       "%s byte-identical to the Python writer's (%zu vs %zu bytes)", files[i],
                       na, nb);
-        free(ta);
-        free(tb);
     }
     // and the written folder reads back into a working tokenizer
     rl_bpe bpe = {0};

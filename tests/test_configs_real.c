@@ -38,20 +38,6 @@
 
 // ---- helpers ------------------------------------------------------------------------------
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
-    fclose(f);
-    if (buf) { buf[n] = 0; *len = (size_t)n; }
-    return buf;
-}
-
 static int write_text(rl_test *t, const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
@@ -68,7 +54,7 @@ static int load_cfg(rl_test *t, rl_json *j, const char *rel, const char *key, co
     char r[256];
     snprintf(r, sizeof r, "configs/%s", rel);
     size_t len = 0;
-    char *text = slurp(rl_test_fixture_path(t, r), &len);
+    char *text = rl_test_read_file(t, rl_test_fixture_path(t, r), &len);
     if (!text) { rl_test_fail(t, "cannot read fixture %s", r); return 0; }
     rl_err err = { 0 };
     rl_status rc;
@@ -76,7 +62,7 @@ static int load_cfg(rl_test *t, rl_json *j, const char *rel, const char *key, co
         rc = rl_json_parse(j, text, len, rel, &err);
     } else {
         cJSON *root = cJSON_Parse(text), *v = cJSON_Parse(value);
-        if (!root || !v) { rl_test_fail(t, "edit %s: bad JSON", rel); free(text); return 0; }
+        if (!root || !v) { rl_test_fail(t, "edit %s: bad JSON", rel); return 0; }
         cJSON_DeleteItemFromObjectCaseSensitive(root, key);
         cJSON_AddItemToObject(root, key, v);
         char *out = cJSON_PrintUnformatted(root);
@@ -84,7 +70,6 @@ static int load_cfg(rl_test *t, rl_json *j, const char *rel, const char *key, co
         cJSON_free(out);
         cJSON_Delete(root);
     }
-    free(text);
     if (rc) rl_test_fail(t, "%s: %s", rel, err.msg);
     return rc == RL_OK;
 }
@@ -522,16 +507,6 @@ static rl_status bind_all(rl_diffusers *m, rl_err *err)
     return rc;
 }
 
-static const char *copy_model(rl_test *t, const char *name, const char *tag)
-{
-    const char *dst = rl_test_tmp_path(t, tag);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", dst, rl_test_fixture_path(t, name),
-             dst);
-    if (system(cmd) != 0) { rl_test_fail(t, "%s failed", cmd); return NULL; }
-    return dst;
-}
-
 /* Runs a shell command built from fmt; records a failure and returns 0 when it fails. */
 static int sh(rl_test *t, const char *fmt, ...)
 {
@@ -644,7 +619,7 @@ static void test_layouts(rl_test *t, const char *arg)
     rl_diffusers m;
 
     // sharded unet (full precision) and sharded fp16 variant of the vae
-    if ((d = copy_model(t, "models/tiny_a", "sharded")) &&
+    if ((d = rl_test_copy_fixture(t, "models/tiny_a", "sharded")) &&
         shard(t, d, "unet", "diffusion_pytorch_model", "diffusion_pytorch_model",
               "diffusion_pytorch_model.safetensors.index.json", 3, RL_F32) &&
         shard(t, d, "vae", "diffusion_pytorch_model", "diffusion_pytorch_model.fp16",
@@ -663,7 +638,7 @@ static void test_layouts(rl_test *t, const char *arg)
     }
 
     // variant files only: model.fp16.safetensors, diffusion_pytorch_model.fp16.safetensors
-    if ((d = copy_model(t, "models/tiny_a", "fp16")) &&
+    if ((d = rl_test_copy_fixture(t, "models/tiny_a", "fp16")) &&
         rewrite(t, d, "text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors",
                 RL_F16, NULL, RL_F32, 0) &&
         rewrite(t, d, "unet/diffusion_pytorch_model.safetensors",
@@ -677,7 +652,7 @@ static void test_layouts(rl_test *t, const char *arg)
     }
 
     // both a full file and an fp16 variant: the full one wins
-    if ((d = copy_model(t, "models/tiny_a", "both")) &&
+    if ((d = rl_test_copy_fixture(t, "models/tiny_a", "both")) &&
         sh(t, "cp '%s/vae/diffusion_pytorch_model.safetensors' '%s/vae/x.st'", d, d) &&
         rewrite(t, d, "vae/x.st", "vae/diffusion_pytorch_model.fp16.safetensors", RL_BF16, NULL,
                 RL_F32, 0)) {
@@ -700,13 +675,13 @@ static void test_layouts(rl_test *t, const char *arg)
         char tag[32], what[128];
         snprintf(tag, sizeof tag, "pickle%zu", i);
         snprintf(what, sizeof what, "pickle-only %s/%s", pk[i].sub, pk[i].pickle);
-        if ((d = copy_model(t, "models/tiny_a", tag)) &&
+        if ((d = rl_test_copy_fixture(t, "models/tiny_a", tag)) &&
             sh(t, "cd '%s/%s' && rm '%s' && printf 'not a pickle' > '%s'", d, pk[i].sub,
                pk[i].safet, pk[i].pickle))
             expect_open(t, what, d, RL_E_FORMAT, pk[i].pickle, "convert", NULL);
     }
     // pickle beside safetensors (hub repos ship both): the safetensors file is used
-    if ((d = copy_model(t, "models/tiny_a", "pickle_beside")) &&
+    if ((d = rl_test_copy_fixture(t, "models/tiny_a", "pickle_beside")) &&
         sh(t, "printf 'garbage' > '%s/text_encoder/pytorch_model.bin' && printf 'garbage' > "
            "'%s/unet/diffusion_pytorch_model.bin'", d, d))
         expect_open(t, "pickle beside safetensors", d, RL_OK, NULL, NULL, NULL);
@@ -716,7 +691,7 @@ static void test_layouts(rl_test *t, const char *arg)
     // beside it is found and merged
     char idx[1024];
     snprintf(idx, sizeof idx, "%s", rl_test_fixture_path(t, "configs/sd15/model_index.json"));
-    if ((d = copy_model(t, "models/tiny_b", "sd15_index")) &&
+    if ((d = rl_test_copy_fixture(t, "models/tiny_b", "sd15_index")) &&
         sh(t, "cp '%s' '%s/model_index.json'", idx, d)) {
         expect_open(t, "SD 1.5 model_index + adapter folder", d, RL_OK, NULL, NULL, &m);
         if (m.dir) {
@@ -767,7 +742,7 @@ static void test_layouts(rl_test *t, const char *arg)
     // a UNetMotionModel cannot take a separate adapter; the real AnimateDiffPipeline
     // model_index.json (motion_adapter listed beside a UNetMotionModel) is read
     snprintf(idx, sizeof idx, "%s", rl_test_fixture_path(t, "configs/animatediff_pipeline/model_index.json"));
-    if ((d = copy_model(t, "models/tiny_a", "animatediff_index")) &&
+    if ((d = rl_test_copy_fixture(t, "models/tiny_a", "animatediff_index")) &&
         sh(t, "cp '%s' '%s/model_index.json'", idx, d)) {
         expect_open(t, "AnimateDiffPipeline model_index", d, RL_OK, NULL, NULL, &m);
         if (m.dir) {
@@ -780,12 +755,12 @@ static void test_layouts(rl_test *t, const char *arg)
     }
 
     // a component reel needs given as [null, null]
-    if ((d = copy_model(t, "models/tiny_a", "null_unet"))) {
+    if ((d = rl_test_copy_fixture(t, "models/tiny_a", "null_unet"))) {
         char p[1024];
         snprintf(p, sizeof p, "%s/model_index.json", d);
         cJSON *root = NULL;
         size_t len;
-        char *text = slurp(p, &len);
+        char *text = rl_test_read_file(t, p, &len);
         if (text && (root = cJSON_Parse(text))) {
             cJSON_ReplaceItemInObjectCaseSensitive(root, "unet", cJSON_Parse("[null, null]"));
             char *out = cJSON_Print(root);
@@ -794,7 +769,6 @@ static void test_layouts(rl_test *t, const char *arg)
             expect_open(t, "unet [null, null]", d, RL_E_MISSING, "unet", NULL, NULL);
         }
         cJSON_Delete(root);
-        free(text);
     }
 
     // text_model.embeddings.position_ids: I64 (transformers < 4.31) skipped; a float copy
@@ -808,7 +782,7 @@ static void test_layouts(rl_test *t, const char *arg)
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++) {
         char what[96];
         snprintf(what, sizeof what, "position_ids %s [1, %d]", rl_dtype_name(pos[i].dt), pos[i].len);
-        if ((d = copy_model(t, "models/tiny_a", pos[i].tag)) &&
+        if ((d = rl_test_copy_fixture(t, "models/tiny_a", pos[i].tag)) &&
             rewrite(t, d, "text_encoder/model.safetensors", "text_encoder/model.safetensors",
                     RL_F32, "text_model.embeddings.position_ids", pos[i].dt, pos[i].len))
             expect_open(t, what, d, pos[i].want, "position_ids", NULL, NULL);

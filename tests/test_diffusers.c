@@ -58,16 +58,6 @@ static void test_open(rl_test *t, const char *name)
 
 // ---- broken copies ----------------------------------------------------------------------
 
-static const char *copy_model(rl_test *t, const char *name, const char *tag)
-{
-    const char *dst = rl_test_tmp_path(t, tag);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", dst, rl_test_fixture_path(t, name),
-             dst);
-    if (system(cmd) != 0) { rl_test_fail(t, "%s failed", cmd); return NULL; }
-    return dst;
-}
-
 /* Rewrites dir/rel (a safetensors file): drops tensor drop, adds tensor add (shape [2]),
  * reshapes tensor reshape to 1-D, stores everything as dtype. */
 static int rewrite_st(rl_test *t, const char *dir, const char *rel, const char *drop,
@@ -162,7 +152,7 @@ static void test_broken(rl_test *t, const char *arg)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char tag[32];
         snprintf(tag, sizeof tag, "broken%zu", i);
-        const char *dir = copy_model(t, cases[i].model, tag);
+        const char *dir = rl_test_copy_fixture(t, cases[i].model, tag);
         if (!dir) continue;
         char path[1024];
         int ok = 1;
@@ -242,7 +232,7 @@ static void test_broken(rl_test *t, const char *arg)
 /* BF16 weights on disk load as the exact BF16 values. */
 static void test_bf16(rl_test *t, const char *arg)
 {
-    const char *dir = copy_model(t, "models/tiny_a", "bf16");
+    const char *dir = rl_test_copy_fixture(t, "models/tiny_a", "bf16");
     if (!dir || !rewrite_st(t, dir, "vae/diffusion_pytorch_model.safetensors", NULL, NULL, NULL,
                             RL_BF16)) return;
     rl_diffusers a, b;
