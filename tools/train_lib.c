@@ -651,7 +651,9 @@ rl_status rl_train_loop(const rl_train_loop_cfg *c, rl_ptable *pt, rl_err *err)
             goto done;
         }
     }
-    if (last == c->steps && c->finish) rc = c->finish(c->ctx, pt, err);
+    // the model folder is written at the end and also at --stop-at, so a run split across
+    // sittings always leaves usable (EMA) weights behind; a later --resume overwrites them
+    if (c->finish) rc = c->finish(c->ctx, pt, err);
 
 done:
     if (handlers) {
