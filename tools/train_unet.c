@@ -58,6 +58,7 @@ typedef struct {
     const rl_train_opts *o;
     rl_unet_cfg cfg;
     rl_unet u, g;
+    rl_weights img_p, img_g;    // image stage: views of the non-motion entries of pt
     int which;                  // RL_UNET_GRAD_*
     int F;                      // frames per sample this stage
     int N, L, D, lc, h, w, H, W;
@@ -270,6 +271,8 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
     char ckpt[4200], logp[4200], path[4200];
     rl_ptable_init(&pt, "unet");
     rl_weights_init(&r.vws, "vae");
+    rl_weights_init(&r.img_p, "unet (image layers)");
+    rl_weights_init(&r.img_g, "unet (image layer gradients)");
     rl_weights_init(&r.tws, "text_encoder");
     rl_arena_init(&r.arena, 0);
     rl_status rc = load_frozen(&r, err);
@@ -336,8 +339,25 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
         break;
     }
     rc = rl_ptable_alloc_state(&pt, o->ema > 0, err);
-    if (!rc) rc = rl_unet_bind(&r.u, &pt.p, NULL, &r.cfg, err);
-    if (!rc) rc = rl_unet_bind(&r.g, &pt.g, NULL, &r.cfg, err);
+    if (!rc && o->unet_stage == RL_UNET_STAGE_IMAGE) {
+        // The motion modules are frozen identities here (zero proj_out), so the image stage
+        // runs the plain 2-D UNet bound to the same buffers: the same numbers, without the
+        // motion modules' work (AnimateDiff trains its image model without them too)
+        rl_unet_cfg icfg = r.cfg;
+        icfg.has_motion = 0;
+        icfg.motion_mid = 0;
+        for (int i = 0; i < pt.n && !rc; i++) {
+            const rl_weight *w = &pt.p.w[i], *gw = &pt.g.w[i];
+            if (strstr(w->name, "motion_modules.")) continue;
+            rc = rl_weights_add(&r.img_p, w->name, w->ndim, w->shape, w->data, err);
+            if (!rc) rc = rl_weights_add(&r.img_g, gw->name, gw->ndim, gw->shape, gw->data, err);
+        }
+        if (!rc) rc = rl_unet_bind(&r.u, &r.img_p, NULL, &icfg, err);
+        if (!rc) rc = rl_unet_bind(&r.g, &r.img_g, NULL, &icfg, err);
+    } else if (!rc) {
+        rc = rl_unet_bind(&r.u, &pt.p, NULL, &r.cfg, err);
+        if (!rc) rc = rl_unet_bind(&r.g, &pt.g, NULL, &r.cfg, err);
+    }
     if (rc) goto done;
 
     const int N = r.N, F = r.F, lc = r.lc;
@@ -390,6 +410,8 @@ done:
     rl_json_free(&j);
     rl_unet_free(&r.u);
     rl_unet_free(&r.g);
+    rl_weights_free(&r.img_p);
+    rl_weights_free(&r.img_g);
     rl_vae_free(&r.vae);
     rl_clip_free(&r.text);
     rl_bpe_free(&r.bpe);
