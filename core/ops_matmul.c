@@ -8,6 +8,7 @@
  * every output element is summed in the same order whatever the thread count (the tests
  * check 1 vs N threads bitwise). */
 #include "core/ops.h"
+#include "core/par.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -36,6 +37,28 @@ static void sgemm1(int transA, int transB, int M, int N, int K, float alpha, con
                 transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* Block b of rl_gemm's split: rows (by_rows) or columns i0 = b * blk .. of C, or all of C
+ * when serial. */
+static void gemm_block(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                       int serial, int by_rows, int len, int blk, int b)
+{
+    if (serial) {
+        sgemm1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const int i0 = b * blk, n = i0 + blk <= len ? blk : len - i0;
+    if (by_rows) {
+        // rows i0..i0+n of C = rows of op(A) times op(B)
+        const float *Ab = transA ? A + i0 : A + (size_t)i0 * lda;
+        sgemm1(transA, transB, n, N, K, alpha, Ab, lda, B, ldb, beta, C + (size_t)i0 * ldc, ldc);
+    } else {
+        // columns i0..i0+n of C = op(A) times columns of op(B)
+        const float *Bb = transB ? B + (size_t)i0 * ldb : B + i0;
+        sgemm1(transA, transB, M, n, K, alpha, A, lda, Bb, ldb, beta, C + i0, ldc);
+    }
+}
+
 void rl_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -57,23 +80,20 @@ void rl_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
     // made inside an active region on the calling thread alone, and outside one it would
     // use its own (thread-count dependent) split. dynamic: the last block is short; which
     // thread takes a block never changes its result.
-    #pragma omp parallel for schedule(dynamic, 1)
-    for (int b = 0; b < (serial ? 1 : nb); b++) {
-        if (serial) {
-            sgemm1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-            continue;
-        }
-        const int i0 = b * blk, n = i0 + blk <= len ? blk : len - i0;
-        if (by_rows) {
-            // rows i0..i0+n of C = rows of op(A) times op(B)
-            const float *Ab = transA ? A + i0 : A + (size_t)i0 * lda;
-            sgemm1(transA, transB, n, N, K, alpha, Ab, lda, B, ldb, beta, C + (size_t)i0 * ldc, ldc);
-        } else {
-            // columns i0..i0+n of C = op(A) times columns of op(B)
-            const float *Bb = transB ? B + (size_t)i0 * ldb : B + i0;
-            sgemm1(transA, transB, M, n, K, alpha, A, lda, Bb, ldb, beta, C + i0, ldc);
-        }
+    const int nblk = serial ? 1 : nb;
+    if (rl_par_in_region()) {
+        // Already inside a region (a task of rl_par_for): the same blocks on this thread, and
+        // no nested region, because OpenBLAS picks its work buffer by omp_get_thread_num(),
+        // which is 0 on every thread of an inactive nested team: two tasks would share it.
+        for (int b = 0; b < nblk; b++)
+            gemm_block(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, serial,
+                       by_rows, len, blk, b);
+        return;
     }
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int b = 0; b < nblk; b++)
+        gemm_block(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, serial, by_rows,
+                   len, blk, b);
 }
 
 // ---- forward --------------------------------------------------------------------------

@@ -42,4 +42,25 @@ int rl_par_thread_id(void)
 #endif
 }
 
+int rl_par_in_region(void)
+{
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return 0;
+#endif
+}
+
 int rl_par_max_threads(void) { return rl_par_threads(); }
+
+void rl_par_for(int n, void (*fn)(void *ctx, int i), void *ctx)
+{
+    // one task, or one thread: no region at all, so the kernels inside keep their own
+    // parallel loops (a region inside even an inactive one gets a fresh, uncached team)
+    if (n == 1 || rl_par_threads() == 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) fn(ctx, i);
+}

@@ -604,6 +604,8 @@ static void test_unet_step_parity(rl_test *t, const char *rel)
     r.h = rl_fixture_int(&fx, "H"); r.w = rl_fixture_int(&fx, "W");
     r.L = rl_fixture_int(&fx, "L"); r.lc = r.cfg.in_channels; r.D = r.cfg.cross_dim[0];
     r.which = RL_UNET_GRAD_ALL;
+    // one sample per shard (min_tokens 1), so the 2-thread check below splits the batch
+    if (!RL_CHECK(t, unet_shards_init(&r, &pt.g, &r.cfg, 1, &err) == RL_OK)) goto done;
     const int sh[5] = { r.N, r.lc, r.F, r.h, r.w };
     const size_t nl = (size_t)r.N * r.lc * r.F * r.h * r.w, per = nl / (size_t)r.N;
     const float *x0 = rl_fixture_f32(&fx, "x0", 5, sh), *eps = rl_fixture_f32(&fx, "eps", 5, sh);
@@ -629,6 +631,8 @@ static void test_unet_step_parity(rl_test *t, const char *rel)
     memcpy(r.xt, xt, nl * sizeof(float));   // the UNet checks below start from torch's x_t
     r.tval = (float *)tv;
     r.emb = (float *)emb;
+    r.lw = rl_test_floats(t, (size_t)r.N);      // uniform loss weights (no --snr-gamma)
+    for (int n = 0; n < r.N; n++) r.lw[n] = 1.0f;
 
     const rl_adamw_cfg adam = { .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                                 .weight_decay = (float)rl_fixture_float(&fx, "weight_decay") };
@@ -661,6 +665,22 @@ static void test_unet_step_parity(rl_test *t, const char *rel)
     flat_copy(&pt.p, after, 1);
     rl_check_close(t, "weights after 2 AdamW steps", after,
                    rl_fixture_f32(&fx, "a", 1, (int[]){ (int)np }), np, 1.5e-5, 1e-5);
+    // the batch's samples run as parallel tasks and their gradients are summed in sample
+    // order: two threads give the same bits as one
+    {
+        flat_copy(&pt.p, (float *)rl_fixture_f32(&fx, "w", 1, (int[]){ (int)np }), 0);
+        float *g2 = rl_test_floats(t, np);
+        double l2 = 0;
+        rl_par_set_threads(2);
+        rl_ptable_zero_grad(&pt);
+        const rl_status rc2 = unet_loss_grad(&r, &l2, &err);
+        rl_par_set_threads(1);
+        if (!RL_CHECK(t, rc2 == RL_OK)) goto done;
+        flat_copy(&pt.g, g2, 1);
+        rl_test_check(t, l2 == loss[0] && !memcmp(g1, g2, np * sizeof(float)),
+                      "loss and gradients at 2 threads equal those at 1, bit for bit");
+        flat_copy(&pt.p, after, 0);
+    }
     double moved = 0;
     const float *w0 = rl_fixture_f32(&fx, "w", 1, (int[]){ (int)np });
     for (size_t i = 0; i < np; i++) moved = fmax(moved, fabs((double)after[i] - w0[i]));
@@ -668,6 +688,7 @@ static void test_unet_step_parity(rl_test *t, const char *rel)
                   (double)lr);
 done:
     if (err.msg[0]) rl_test_fail(t, "%s", err.msg);
+    unet_shards_free(&r);
     rl_unet_free(&r.u);
     rl_unet_free(&r.g);
     rl_arena_free(&r.arena);

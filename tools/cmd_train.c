@@ -73,6 +73,10 @@ static void help(FILE *f)
 "  --prediction epsilon|v_prediction   what the UNet predicts                    [epsilon]\n"
 "  --zero-snr             rescale the betas to zero terminal SNR (pair with v_prediction)\n"
 "  --cond-drop X          share of captions replaced by \"\" (classifier-free guidance) [%g]\n"
+"  --snr-gamma X          Min-SNR-gamma loss weights (Hang et al. 2023): each sample's\n"
+"                         squared error times min(SNR_t, X) / SNR_t (epsilon) or\n"
+"                         min(SNR_t, X) / (SNR_t + 1) (v); 0: uniform. The log's loss\n"
+"                         column stays the unweighted mean squared error  [%g]\n"
 "tokenizer:\n"
 "  --merges N             BPE merges to learn                                   [%d]\n"
 "  --max-length N         tokens per prompt, with start and end                 [%d]\n"
@@ -89,7 +93,7 @@ static void help(FILE *f)
             d.steps, d.batch, (double)d.lr, d.warmup, (double)d.min_lr_ratio,
             (double)d.weight_decay, (double)d.max_norm, (double)d.ema,
             (unsigned long long)d.seed, d.ckpt_every, d.size, d.frames, (double)d.kl_weight,
-            (double)d.cond_drop, d.merges, d.max_length);
+            (double)d.cond_drop, (double)d.snr_gamma, d.merges, d.max_length);
 }
 
 typedef struct {
@@ -204,6 +208,9 @@ int rl_cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--cond-drop")) {
             if (rl_cli_double(v, a, 0.0, 1.0, &d)) return RL_EXIT_USAGE;
             o.cond_drop = (float)d;
+        } else if (!strcmp(a, "--snr-gamma")) {
+            if (rl_cli_double(v, a, 0.0, 1e6, &d)) return RL_EXIT_USAGE;
+            o.snr_gamma = (float)d;
         } else if (!strcmp(a, "--prediction")) {
             if (!strcmp(v, "epsilon")) o.v_pred = 0;
             else if (!strcmp(v, "v_prediction")) o.v_pred = 1;

@@ -42,6 +42,7 @@ typedef struct {
     int v_pred, zero_snr;       // unet: prediction_type, rescale_betas_zero_snr
     rl_unet_stage unet_stage;   // unet: image / motion / joint
     float cond_drop;            // unet: share of captions replaced by ""
+    float snr_gamma;            // unet: Min-SNR-gamma loss weights (0: uniform)
     int merges, max_length;     // tokenizer
 
     void (*report)(void *ctx, long step, long total, double loss, float lr);

@@ -6,7 +6,10 @@
  *   caption, or "" for a share cond_drop of the samples (classifier-free guidance, Ho &
  *   Salimans 2022) -> frozen CLIPTextModel -> last_hidden_state emb            (N, L, D)
  *   t ~ U{0..999} per sample, eps ~ N(0, I), x_t = sqrt(abar_t) z + sqrt(1 - abar_t) eps
- *   loss = mean (UNet(x_t, t, emb) - target)^2, target eps or v.
+ *   loss = mean (UNet(x_t, t, emb) - target)^2, target eps or v; with --snr-gamma the
+ *   gradient is that of the Min-SNR-gamma weighted loss (Hang et al. 2023): sample n's
+ *   squared error times min(SNR_t, gamma) / SNR_t (eps) or / (SNR_t + 1) (v), where
+ *   SNR_t = abar_t / (1 - abar_t).
  * Stages (AnimateDiff's recipe, Guo et al. 2023): image = single frames (F = 1), motion
  * modules frozen and, zero-initialised at their proj_out as AnimateDiff does, an identity;
  * motion = clips of `frames` frames, only the motion modules train; joint = everything on
@@ -19,6 +22,8 @@
 #include "core/bpe.h"
 #include "core/clip.h"
 #include "core/layers.h"
+#include "core/ops.h"
+#include "core/par.h"
 #include "core/unet.h"
 #include "core/vae.h"
 #include "io/config_clip.h"
@@ -79,6 +84,17 @@ typedef struct {
     float *z0, *eps, *xt, *target, *out, *dout;   // (N, lc, F, h, w)
     float *emb;                 // (N, L, D)
     float *tval;                // (N)
+    float *lw;                  // (N) loss weight of each sample
+    // data parallelism over the batch: one sample per task, each with its own gradient mirror
+    rl_weights *gtab;           // the gradient table r->g is bound to
+    int per_shard, n_shards;    // samples per task (fixed by the shapes), tasks
+    rl_weights *gx;             // (n_shards) gradient tables of shards 1.. (gx[0] unused)
+    rl_unet *gu;                // (n_shards) mirrors bound to gx (gu[0] unused: shard 0 uses g)
+    rl_arena *arenas;           // (n_arenas) one per thread
+    int n_arenas;
+    double *sl;                 // (n_shards) each shard's squared-error sum
+    rl_status *src;             // (n_shards) each shard's status
+    rl_err *serr;               // (n_shards) and message
 } unet_run;
 
 static rl_status unet_batch(unet_run *r, long step, rl_err *err)
@@ -136,6 +152,13 @@ static rl_status unet_batch(unet_run *r, long step, rl_err *err)
         rl_trng qt = rl_trng_make(o->seed, RL_TRNG_TIME, (uint64_t)step, (uint64_t)n);
         const int t = (int)(rl_trng_u64(&qt) % RL_NOISE_T);
         r->tval[n] = (float)t;
+        r->lw[n] = 1.0f;
+        if (o->snr_gamma > 0) {
+            const double ab = r->ns.alphas_cumprod[t];
+            const double snr = ab / (1.0 - ab);    // zero-SNR's t = 999: snr 0, weight 0 (eps)
+            const double m = snr < o->snr_gamma ? snr : o->snr_gamma;
+            r->lw[n] = (float)(o->v_pred ? m / (snr + 1.0) : (snr > 0 ? m / snr : 1.0));
+        }
         rl_trng qn = rl_trng_make(o->seed, RL_TRNG_NOISE, (uint64_t)step, (uint64_t)n);
         rl_trng_normals(&qn, r->eps + (size_t)n * per, per);
         rl_noise_add(&r->ns, r->xt + (size_t)n * per, r->target + (size_t)n * per,
@@ -147,28 +170,125 @@ done:
     return rc;
 }
 
+/* Sets up the data-parallel training pass (unet_loss_grad): the batch r->N is cut into shards
+ * of consecutive samples, each at least min_tokens latent positions (SHARD_TOKENS: the GEMMs
+ * inside keep a useful size), one task per shard with its own gradient mirror of gtab and one arena per
+ * thread. The shards depend on the shapes alone and their gradients are summed in shard order,
+ * so which thread takes which never changes a number: the same bits at any thread count. */
+#define SHARD_TOKENS 1024
+static rl_status unet_shards_init(unet_run *r, rl_weights *gtab, const rl_unet_cfg *cfg,
+                                  int min_tokens, rl_err *err)
+{
+    const int N = r->N, tokens = r->F * r->h * r->w;
+    r->per_shard = (min_tokens + tokens - 1) / tokens;
+    if (r->per_shard > N) r->per_shard = N;
+    r->n_shards = (N + r->per_shard - 1) / r->per_shard;
+    const int S = r->n_shards;
+    r->gtab = gtab;
+    r->gx = calloc((size_t)S, sizeof *r->gx);
+    r->gu = calloc((size_t)S, sizeof *r->gu);
+    r->sl = calloc((size_t)S, sizeof *r->sl);
+    r->src = calloc((size_t)S, sizeof *r->src);
+    r->serr = calloc((size_t)S, sizeof *r->serr);
+    if (!r->gx || !r->gu || !r->sl || !r->src || !r->serr)
+        return rl_errf(err, RL_E_NOMEM, "unet: out of memory");
+    for (int n = 1; n < S; n++) {
+        rl_weights_init(&r->gx[n], "unet (shard gradients)");
+        for (int k = 0; k < gtab->n; k++) {
+            const rl_weight *w = &gtab->w[k];
+            RL_TRY(rl_weights_add_new(&r->gx[n], w->name, w->ndim, w->shape, NULL, err));
+        }
+        RL_TRY(rl_unet_bind(&r->gu[n], &r->gx[n], NULL, cfg, err));
+    }
+    return RL_OK;
+}
+
+static void unet_shards_free(unet_run *r)
+{
+    for (int n = 1; r->gu && n < r->n_shards; n++) rl_unet_free(&r->gu[n]);
+    for (int n = 1; r->gx && n < r->n_shards; n++) rl_weights_free(&r->gx[n]);
+    for (int i = 0; r->arenas && i < r->n_arenas; i++) rl_arena_free(&r->arenas[i]);
+    free(r->gx);
+    free(r->gu);
+    free(r->arenas);
+    free(r->sl);
+    free(r->src);
+    free(r->serr);
+    r->gx = NULL;
+    r->gu = NULL;
+    r->arenas = NULL;
+    r->sl = NULL;
+    r->src = NULL;
+    r->serr = NULL;
+}
+
+/* One arena per thread the next parallel region can have (the count may change between
+ * calls: rl_par_set_threads). */
+static rl_status ensure_arenas(unet_run *r, rl_err *err)
+{
+    const int T = rl_par_max_threads();
+    if (T <= r->n_arenas) return RL_OK;
+    rl_arena *a = realloc(r->arenas, (size_t)T * sizeof *a);
+    if (!a) return rl_errf(err, RL_E_NOMEM, "unet: out of memory");
+    for (int i = r->n_arenas; i < T; i++) rl_arena_init(&a[i], 0);
+    r->arenas = a;
+    r->n_arenas = T;
+    return RL_OK;
+}
+
+/* One shard's forward, squared error and backward (a task of rl_par_for; the kernels inside
+ * run on the calling thread alone, BLAS included). */
+static void shard_loss_grad(void *ctx, int k)
+{
+    unet_run *r = ctx;
+    const size_t per = (size_t)r->lc * r->F * r->h * r->w, total = per * (size_t)r->N;
+    const int n0 = k * r->per_shard, nn = n0 + r->per_shard <= r->N ? r->per_shard : r->N - n0;
+    rl_arena *ar = &r->arenas[rl_par_thread_id()];
+    rl_arena_mark mk = rl_arena_get_mark(ar);
+    rl_unet_acts a;
+    float *out = r->out + n0 * per, *dout = r->dout + n0 * per;
+    const float *target = r->target + n0 * per;
+    r->src[k] = rl_unet_fwd_train(&r->u, &a, ar, out, r->xt + n0 * per, r->tval + n0, nn,
+                                  r->emb + (size_t)n0 * r->L * r->D, 1, r->L, r->D, nn, r->F,
+                                  r->h, r->w, &r->serr[k]);
+    if (r->src[k] == RL_OK) {
+        double l = 0.0;
+        for (size_t i = 0; i < per * (size_t)nn; i++) {
+            const double d = (double)out[i] - target[i];
+            l += d * d;
+            dout[i] = (float)(2.0 * d * r->lw[n0 + (int)(i / per)] / (double)total);
+        }
+        r->sl[k] = l;
+        rl_unet_bwd(&r->u, k == 0 ? &r->g : &r->gu[k], r->which, &a, ar, NULL, NULL, dout);
+    }
+    rl_arena_reset(ar, mk);
+}
+
 /* Forward and backward of the batch in r->xt, r->tval, r->emb against r->target: the mean
- * squared error into *loss, its gradient accumulated into r->g (parameter groups r->which). */
+ * squared error into *loss, the gradient of the (Min-SNR weighted) loss accumulated into r->g
+ * (parameter groups r->which). Needs unet_shards_init. */
 static rl_status unet_loss_grad(unet_run *r, double *loss, rl_err *err)
 {
-    rl_status rc;
     const size_t n = (size_t)r->N * r->lc * r->F * r->h * r->w;
-    rl_arena_mark mk = rl_arena_get_mark(&r->arena);
-    rl_unet_acts a;
-    rc = rl_unet_fwd_train(&r->u, &a, &r->arena, r->out, r->xt, r->tval, r->N, r->emb, 1, r->L,
-                           r->D, r->N, r->F, r->h, r->w, err);
-    if (rc) {
-        rl_arena_reset(&r->arena, mk);
-        return rc;
-    }
+    RL_TRY(ensure_arenas(r, err));
+    const int S = r->n_shards;
+    for (int k = 1; k < S; k++)
+        for (int j = 0; j < r->gx[k].n; j++)
+            memset(r->gx[k].w[j].data, 0, rl_weight_numel(&r->gx[k].w[j]) * sizeof(float));
+    rl_par_for(S, shard_loss_grad, r);
     double l = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = (double)r->out[i] - r->target[i];
-        l += d * d;
-        r->dout[i] = (float)(2.0 * d / (double)n);
+    for (int k = 0; k < S; k++) {
+        if (r->src[k]) {
+            *err = r->serr[k];
+            return r->src[k];
+        }
+        l += r->sl[k];
     }
-    rl_unet_bwd(&r->u, &r->g, r->which, &a, &r->arena, NULL, NULL, r->dout);
-    rl_arena_reset(&r->arena, mk);
+    // shard order, element by element: the same sum at any thread count
+    for (int k = 1; k < S; k++)
+        for (int j = 0; j < r->gtab->n; j++)
+            rl_add_inplace(r->gtab->w[j].data, r->gx[k].w[j].data,
+                           rl_weight_numel(&r->gtab->w[j]));
     *loss = l / (double)n;
     return RL_OK;
 }
@@ -354,9 +474,11 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
         }
         if (!rc) rc = rl_unet_bind(&r.u, &r.img_p, NULL, &icfg, err);
         if (!rc) rc = rl_unet_bind(&r.g, &r.img_g, NULL, &icfg, err);
+        if (!rc) rc = unet_shards_init(&r, &r.img_g, &icfg, SHARD_TOKENS, err);
     } else if (!rc) {
         rc = rl_unet_bind(&r.u, &pt.p, NULL, &r.cfg, err);
         if (!rc) rc = rl_unet_bind(&r.g, &pt.g, NULL, &r.cfg, err);
+        if (!rc) rc = unet_shards_init(&r, &pt.g, &r.cfg, SHARD_TOKENS, err);
     }
     if (rc) goto done;
 
@@ -371,6 +493,7 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
     for (size_t i = 0; i < sizeof bl / sizeof bl[0]; i++) *bl[i] = rl_arena_floats(&r.arena, nlat);
     r.emb = rl_arena_floats(&r.arena, (size_t)N * r.L * r.D);
     r.tval = rl_arena_floats(&r.arena, (size_t)N);
+    r.lw = rl_arena_floats(&r.arena, (size_t)N);
     rc = rl_arena_check(&r.arena, err);
     if (!rc && !r.ids) rc = rl_errf(err, RL_E_NOMEM, "unet: out of memory");
     if (rc) goto done;
@@ -390,8 +513,9 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
     }
     char extra[300], opts[1024];
     snprintf(extra, sizeof extra, "{\"size\": %d, \"frames\": %d, \"prediction\": \"%s\", "
-             "\"zero_snr\": %d, \"cond_drop\": %.9g, \"overfit\": %d}", o->size, F,
-             o->v_pred ? "v_prediction" : "epsilon", o->zero_snr, (double)o->cond_drop, o->overfit);
+             "\"zero_snr\": %d, \"cond_drop\": %.9g, \"snr_gamma\": %.9g, \"overfit\": %d}", o->size,
+             F, o->v_pred ? "v_prediction" : "epsilon", o->zero_snr, (double)o->cond_drop,
+             (double)o->snr_gamma, o->overfit);
     rl_kv meta[RL_TRAIN_MAX_META];
     int n_meta = rl_train_common_meta(meta, opts, sizeof opts, o, cfg_text, extra);
     rl_train_loop_cfg lc_;
@@ -410,6 +534,7 @@ done:
     rl_json_free(&j);
     rl_unet_free(&r.u);
     rl_unet_free(&r.g);
+    unet_shards_free(&r);
     rl_weights_free(&r.img_p);
     rl_weights_free(&r.img_g);
     rl_vae_free(&r.vae);
