@@ -82,9 +82,11 @@ void rl_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
     // thread takes a block never changes its result.
     const int nblk = serial ? 1 : nb;
     if (rl_par_in_region()) {
-        // Already inside a region (a task of rl_par_for): the same blocks on this thread, and
-        // no nested region, because OpenBLAS picks its work buffer by omp_get_thread_num(),
-        // which is 0 on every thread of an inactive nested team: two tasks would share it.
+        // Already inside a region (a task of rl_par_for, a head of attention): the same
+        // blocks on this thread (one call for all of C gives other bits: OpenBLAS's kernels
+        // depend on M and N), and no nested region, because OpenBLAS picks its work buffer by
+        // omp_get_thread_num(), which is 0 on every thread of an inactive nested team (two
+        // tasks would share it).
         for (int b = 0; b < nblk; b++)
             gemm_block(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, serial,
                        by_rows, len, blk, b);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/par.h"
 #include "tests/harness.h"
 
 // ---- rl_gemm ---------------------------------------------------------------------------------
@@ -180,6 +181,39 @@ static void test_gemm_threads(rl_test *t, const char *arg)
     }
 }
 
+/* rl_gemm called from tasks of rl_par_for (one product per task, BLAS on the task's thread)
+ * gives the bits of the same product called outside any region. */
+typedef struct { gemm_ctx g[4]; float *C[4]; } gemm_tasks;
+
+static void gemm_task(void *ctx, int i)
+{
+    gemm_tasks *gt = ctx;
+    gemm_run(&gt->g[i], gt->C[i]);
+}
+
+static void test_gemm_in_task(rl_test *t, const char *arg)
+{
+    (void)arg;
+    const int M = 263, N = 129, K = 1000;
+    float *A = rl_test_floats(t, (size_t)M * K), *B = rl_test_floats(t, (size_t)K * N);
+    rl_test_randu(A, (size_t)M * K, 11);
+    rl_test_randu(B, (size_t)K * N, 12);
+    gemm_tasks gt;
+    float *want = rl_test_floats(t, (size_t)4 * M * N);
+    for (int tr = 0; tr < 4; tr++) {
+        gt.g[tr] = (gemm_ctx){ tr & 1, tr >> 1, M, N, K, A, B };
+        gt.C[tr] = rl_test_floats(t, (size_t)M * N);
+        gemm_run(&gt.g[tr], want + (size_t)tr * M * N);
+    }
+    rl_par_set_threads(2);
+    rl_par_for(4, gemm_task, &gt);
+    rl_par_set_threads(0);
+    for (int tr = 0; tr < 4; tr++)
+        rl_test_check(t, !memcmp(gt.C[tr], want + (size_t)tr * M * N, (size_t)M * N * sizeof(float)),
+                      "gemm trans %d%d in a task of rl_par_for equals the call outside, bit for bit",
+                      tr & 1, tr >> 1);
+}
+
 static void test_linear_threads(rl_test *t, const char *arg)
 {
     (void)arg;
@@ -204,6 +238,7 @@ int main(int argc, char **argv)
         { "gemm/m9n7k600", test_gemm, "9 7 600" },     // K over one GEMM_KB block
         { "gemm/k0", test_gemm_k0, NULL },
         { "gemm/threads", test_gemm_threads, NULL },
+        { "gemm/in_task", test_gemm_in_task, NULL },
         { "linear/t7c13o11", test_linear, "ops/linear_t7c13o11.safetensors" },
         { "linear/t5c67o70", test_linear, "ops/linear_t5c67o70.safetensors" },
         { "linear/t3c5o7_nobias", test_linear, "ops/linear_t3c5o7_nobias.safetensors" },
