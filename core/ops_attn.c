@@ -260,9 +260,44 @@ RL_CLONES static void softmax_row_masked(float *s, int jn, int Tk)
  * entries set to 0. Row r is query i0 + r. One row per iteration, parallel. */
 static void softmax_rows(float *s, int R, int Tk, int i0, int causal)
 {
+    if (rl_par_in_region()) {   // a head task of for_heads: this thread does all rows
+        for (int r = 0; r < R; r++)
+            softmax_row_masked(s + (size_t)r * Tk, visible_keys(i0 + r, Tk, causal), Tk);
+        return;
+    }
     #pragma omp parallel for schedule(static) if ((size_t)R * Tk > PAR_MIN_WORK)
     for (int r = 0; r < R; r++)
         softmax_row_masked(s + (size_t)r * Tk, visible_keys(i0 + r, Tk, causal), Tk);
+}
+
+/* The gemm path runs whole heads as parallel tasks (BLAS and the softmax on the task's thread)
+ * when there are enough of them to keep every thread busy: one parallel region per call
+ * instead of three per head. Each head is computed exactly as when it runs alone with its
+ * products split over the threads (rl_gemm keeps its blocks), so the bits do not change. */
+typedef struct {
+    float *out, *att, *scratch, *dq, *dk, *dv;
+    const float *q, *k, *v, *dout, *p;
+    int B, NH, Tq, Tk, HS, causal, chunk;
+    size_t ld;
+    float scale;
+} gemm_job;
+
+typedef void head_job_fn(const gemm_job *j, int b, int h, float *scr);
+
+/* Runs head(j, b, h, scr) for every (b, head): on this thread in order, or as parallel tasks,
+ * each thread with its own scr_floats of j->scratch. */
+static void for_heads(const gemm_job *j, head_job_fn *head, size_t scr_floats)
+{
+    const int T = rl_par_threads();
+    if (T <= 1 || j->B * j->NH < T || rl_par_in_region()) {
+        for (int b = 0; b < j->B; b++)
+            for (int h = 0; h < j->NH; h++) head(j, b, h, j->scratch);
+        return;
+    }
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < j->B; b++)
+        for (int h = 0; h < j->NH; h++)
+            head(j, b, h, j->scratch ? j->scratch + (size_t)rl_par_thread_id() * scr_floats : NULL);
 }
 
 /* One (b, head) through BLAS, queries [i0, i0 + R): s (R, Tk) receives the probabilities.
@@ -278,6 +313,28 @@ static void attn_head_gemm(float *out_h, float *s, const float *q_h, const float
     softmax_rows(s, R, Tk, i0, causal);
     // out (R, HS) = p (R, jn) @ v (jn, HS)
     rl_gemm(0, 0, R, HS, jn, 1.0f, s, Tk, v_h, ld, 0.0f, out_h + (size_t)i0 * ld, ld);
+}
+
+/* One head of rl_attn_fwd's gemm path: all queries, probabilities kept in att. */
+static void fwd_head(const gemm_job *j, int b, int h, float *scr)
+{
+    (void)scr;
+    const size_t ld = j->ld, oq = (size_t)b * j->Tq * ld + (size_t)h * j->HS;
+    const size_t ok = (size_t)b * j->Tk * ld + (size_t)h * j->HS;
+    attn_head_gemm(j->out + oq, j->att + ((size_t)b * j->NH + h) * j->Tq * j->Tk, j->q + oq,
+                   j->k + ok, j->v + ok, 0, j->Tq, j->Tk, j->HS, (int)ld, j->scale, j->causal);
+}
+
+/* One head of rl_attn_fwd_chunked's gemm path: chunks of queries, scores in scr (chunk, Tk). */
+static void fwd_chunked_head(const gemm_job *j, int b, int h, float *scr)
+{
+    const size_t ld = j->ld, oq = (size_t)b * j->Tq * ld + (size_t)h * j->HS;
+    const size_t ok = (size_t)b * j->Tk * ld + (size_t)h * j->HS;
+    for (int i0 = 0; i0 < j->Tq; i0 += j->chunk) {
+        const int R = j->Tq - i0 < j->chunk ? j->Tq - i0 : j->chunk;
+        attn_head_gemm(j->out + oq, scr, j->q + oq, j->k + ok, j->v + ok, i0, R, j->Tk, j->HS,
+                       (int)ld, j->scale, j->causal);
+    }
 }
 
 // ---- forward: training path ----------------------------------------------------------------
@@ -304,16 +361,10 @@ void rl_attn_fwd(float *out, float *att, const float *q, const float *k, const f
         }
         return;
     }
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            attn_head_gemm(out + (size_t)b * Tq * ld + (size_t)h * HS,
-                           att + ((size_t)b * NH + h) * Tq * Tk,
-                           q + (size_t)b * Tq * ld + (size_t)h * HS,
-                           k + (size_t)b * Tk * ld + (size_t)h * HS,
-                           v + (size_t)b * Tk * ld + (size_t)h * HS,
-                           0, Tq, Tk, HS, (int)ld, scale, causal);
-        }
-    }
+    const gemm_job j = { .out = out, .att = att, .q = q, .k = k, .v = v, .B = B, .NH = NH,
+                         .Tq = Tq, .Tk = Tk, .HS = HS, .ld = ld, .scale = scale,
+                         .causal = causal };
+    for_heads(&j, fwd_head, 0);
 }
 
 // ---- forward: inference path (chunks of queries) -------------------------------------------
@@ -321,10 +372,12 @@ void rl_attn_fwd(float *out, float *att, const float *q, const float *k, const f
 size_t rl_attn_chunked_scratch_floats(int Tq, int Tk, int HS, int chunk, int n_threads)
 {
     (void)HS;
-    // direct path: one score row per thread; gemm path: one chunk of scores at a time
+    // direct path: one score row per thread; gemm path: one chunk of scores per thread
+    // (heads run as tasks, for_heads)
     const int R = chunk < Tq ? chunk : Tq;
-    const size_t direct = (size_t)(n_threads > 0 ? n_threads : 1) * Tk;
-    const size_t gemm = (size_t)(R > 0 ? R : 1) * Tk;
+    const size_t nt = (size_t)(n_threads > 0 ? n_threads : 1);
+    const size_t direct = nt * Tk;
+    const size_t gemm = nt * (R > 0 ? R : 1) * Tk;
     return direct > gemm ? direct : gemm;
 }
 
@@ -354,19 +407,10 @@ void rl_attn_fwd_chunked(float *out, float *scratch, const float *q, const float
         }
         return;
     }
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            for (int i0 = 0; i0 < Tq; i0 += chunk) {
-                const int R = Tq - i0 < chunk ? Tq - i0 : chunk;
-                // scratch holds this chunk's scores (R, Tk)
-                attn_head_gemm(out + (size_t)b * Tq * ld + (size_t)h * HS, scratch,
-                               q + (size_t)b * Tq * ld + (size_t)h * HS,
-                               k + (size_t)b * Tk * ld + (size_t)h * HS,
-                               v + (size_t)b * Tk * ld + (size_t)h * HS,
-                               i0, R, Tk, HS, (int)ld, scale, causal);
-            }
-        }
-    }
+    const gemm_job j = { .out = out, .scratch = scratch, .q = q, .k = k, .v = v, .B = B,
+                         .NH = NH, .Tq = Tq, .Tk = Tk, .HS = HS, .ld = ld, .scale = scale,
+                         .causal = causal, .chunk = chunk };
+    for_heads(&j, fwd_chunked_head, (size_t)(chunk < Tq ? chunk : Tq) * Tk);
 }
 
 // ---- forward: plain reference ---------------------------------------------------------------
@@ -454,16 +498,41 @@ static void attn_head_bwd_direct(float *dq_h, float *dk_h, float *dv_h, float *d
     }
 }
 
-/* Rows of ds (R, Tk) hold dp on entry; ds = p (dp - sum(p dp)) on exit. Parallel over rows. */
+/* ds = p (dp - sum(p dp)) for one row of Tk (ds holds dp on entry). */
+static inline void softmax_bwd_row(float *dsr, const float *pr, int Tk)
+{
+    const float c = rl_dot_f32(pr, dsr, Tk);
+    for (int j = 0; j < Tk; j++) dsr[j] = pr[j] * (dsr[j] - c);
+}
+
+/* Rows of ds (R, Tk) hold dp on entry; ds = p (dp - sum(p dp)) on exit. Parallel over rows
+ * (on this thread alone inside a head task). */
 static void softmax_bwd_rows(float *ds, const float *p, int R, int Tk)
 {
-    #pragma omp parallel for schedule(static) if ((size_t)R * Tk > PAR_MIN_WORK)
-    for (int r = 0; r < R; r++) {
-        float *dsr = ds + (size_t)r * Tk;
-        const float *pr = p + (size_t)r * Tk;
-        const float c = rl_dot_f32(pr, dsr, Tk);
-        for (int j = 0; j < Tk; j++) dsr[j] = pr[j] * (dsr[j] - c);
+    if (rl_par_in_region()) {
+        for (int r = 0; r < R; r++) softmax_bwd_row(ds + (size_t)r * Tk, p + (size_t)r * Tk, Tk);
+        return;
     }
+    #pragma omp parallel for schedule(static) if ((size_t)R * Tk > PAR_MIN_WORK)
+    for (int r = 0; r < R; r++) softmax_bwd_row(ds + (size_t)r * Tk, p + (size_t)r * Tk, Tk);
+}
+
+/* One head of rl_attn_bwd's gemm path; scr (Tq, Tk) holds ds. */
+static void bwd_head(const gemm_job *j, int b, int h, float *ds)
+{
+    const int Tq = j->Tq, Tk = j->Tk, HS = j->HS;
+    const size_t ld = j->ld, oq = (size_t)b * Tq * ld + (size_t)h * HS;
+    const size_t ok = (size_t)b * Tk * ld + (size_t)h * HS;
+    const float *p = j->p + ((size_t)b * j->NH + h) * Tq * Tk;   // (Tq, Tk)
+    // dv (Tk, HS) += p^T (Tk, Tq) @ dout (Tq, HS)
+    if (j->dv) rl_gemm(1, 0, Tk, HS, Tq, 1.0f, p, Tk, j->dout + oq, ld, 1.0f, j->dv + ok, ld);
+    if (!j->dq && !j->dk) return;
+    // dp (Tq, Tk) = dout (Tq, HS) @ v^T (HS, Tk); then ds = p (dp - sum(p dp))
+    rl_gemm(0, 1, Tq, Tk, HS, 1.0f, j->dout + oq, ld, j->v + ok, ld, 0.0f, ds, Tk);
+    softmax_bwd_rows(ds, p, Tq, Tk);
+    // dq (Tq, HS) += scale ds @ k;  dk (Tk, HS) += scale ds^T @ q
+    if (j->dq) rl_gemm(0, 0, Tq, HS, Tk, j->scale, ds, Tk, j->k + ok, ld, 1.0f, j->dq + oq, ld);
+    if (j->dk) rl_gemm(1, 0, Tk, HS, Tq, j->scale, ds, Tk, j->q + oq, ld, 1.0f, j->dk + ok, ld);
 }
 
 void rl_attn_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
@@ -499,21 +568,8 @@ void rl_attn_bwd(float *dq, float *dk, float *dv, float *scratch, const float *d
         return;
     }
     // masked p are exactly 0, so the full products need no masking (ds is 0 there too)
-    float *ds = scratch;   // (Tq, Tk)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            const size_t oq = (size_t)b * Tq * ld + (size_t)h * HS;
-            const size_t ok = (size_t)b * Tk * ld + (size_t)h * HS;
-            const float *p = att + ((size_t)b * NH + h) * Tq * Tk;   // (Tq, Tk)
-            // dv (Tk, HS) += p^T (Tk, Tq) @ dout (Tq, HS)
-            if (dv) rl_gemm(1, 0, Tk, HS, Tq, 1.0f, p, Tk, dout + oq, ld, 1.0f, dv + ok, ld);
-            if (!dq && !dk) continue;
-            // dp (Tq, Tk) = dout (Tq, HS) @ v^T (HS, Tk); then ds = p (dp - sum(p dp))
-            rl_gemm(0, 1, Tq, Tk, HS, 1.0f, dout + oq, ld, v + ok, ld, 0.0f, ds, Tk);
-            softmax_bwd_rows(ds, p, Tq, Tk);
-            // dq (Tq, HS) += scale ds @ k;  dk (Tk, HS) += scale ds^T @ q
-            if (dq) rl_gemm(0, 0, Tq, HS, Tk, scale, ds, Tk, k + ok, ld, 1.0f, dq + oq, ld);
-            if (dk) rl_gemm(1, 0, Tk, HS, Tq, scale, ds, Tk, q + oq, ld, 1.0f, dk + ok, ld);
-        }
-    }
+    const gemm_job j = { .scratch = scratch, .dq = dq, .dk = dk, .dv = dv, .dout = dout,
+                         .p = att, .q = q, .k = k, .v = v, .B = B, .NH = NH, .Tq = Tq,
+                         .Tk = Tk, .HS = HS, .ld = ld, .scale = scale, .causal = causal };
+    for_heads(&j, bwd_head, (size_t)Tq * Tk);
 }
