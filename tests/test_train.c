@@ -574,6 +574,23 @@ static void flat_copy(rl_weights *ws, float *flat, int to_flat)
 
 /* Two whole training steps of a tiny UNetMotionModel (loss, every gradient, clipped global
  * norm, AdamW update) against PyTorch in float64 (tools/fixtures/make_train.py). */
+/* Min-SNR-gamma weights against the formula at a few noise levels. */
+static void test_min_snr(rl_test *t, const char *arg)
+{
+    (void)arg;
+    // abar 0.5: SNR 1; abar 0.9: SNR 9; abar 0.01: SNR 1/99
+    rl_test_check(t, rl_min_snr_weight(0.9, 0.0f, 0) == 1.0f, "gamma 0: uniform");
+    rl_test_check(t, fabsf(rl_min_snr_weight(0.9, 5.0f, 0) - 5.0f / 9.0f) < 1e-6f,
+                  "eps, SNR 9 > gamma 5: weight 5/9 (%g)", (double)rl_min_snr_weight(0.9, 5.0f, 0));
+    rl_test_check(t, fabsf(rl_min_snr_weight(0.5, 5.0f, 0) - 1.0f) < 1e-6f, "eps, SNR 1: weight 1");
+    rl_test_check(t, fabsf(rl_min_snr_weight(0.9, 5.0f, 1) - 0.5f) < 1e-6f,
+                  "v, SNR 9: weight 5/10 (%g)", (double)rl_min_snr_weight(0.9, 5.0f, 1));
+    rl_test_check(t, fabsf(rl_min_snr_weight(0.01, 5.0f, 1) - 0.01f) < 1e-6f,
+                  "v, SNR 1/99: weight SNR/(SNR+1) = 0.01 (%g)", (double)rl_min_snr_weight(0.01, 5.0f, 1));
+    rl_test_check(t, rl_min_snr_weight(0.0, 5.0f, 0) == 1.0f && rl_min_snr_weight(0.0, 5.0f, 1) == 0.0f,
+                  "SNR 0: eps weight 1, v weight 0");
+}
+
 static void test_unet_step_parity(rl_test *t, const char *rel)
 {
     rl_fixture fx;
@@ -679,6 +696,24 @@ static void test_unet_step_parity(rl_test *t, const char *rel)
         flat_copy(&pt.g, g2, 1);
         rl_test_check(t, l2 == loss[0] && !memcmp(g1, g2, np * sizeof(float)),
                       "loss and gradients at 2 threads equal those at 1, bit for bit");
+        // the per-sample loss weights (--snr-gamma) reach the gradient: weights (2, 2) double
+        // every gradient exactly; (w, 0) + (0, w) is (w, w) up to float rounding
+        float *gw = rl_test_floats(t, np), *ga = rl_test_floats(t, np), *gb = rl_test_floats(t, np);
+        const float wsets[3][2] = { { 2, 2 }, { 1, 0 }, { 0, 1 } };
+        float *gs[3] = { gw, ga, gb };
+        for (int k = 0; k < 3; k++) {
+            r.lw[0] = wsets[k][0];
+            r.lw[1] = wsets[k][1];
+            rl_ptable_zero_grad(&pt);
+            if (!RL_CHECK(t, unet_loss_grad(&r, &l2, &err) == RL_OK)) goto done;
+            flat_copy(&pt.g, gs[k], 1);
+        }
+        r.lw[0] = r.lw[1] = 1.0f;
+        size_t bad = 0;
+        for (size_t i = 0; i < np; i++) bad += gw[i] != 2.0f * g1[i];
+        rl_test_check(t, bad == 0, "loss weights 2: gradients exactly twice (%zu differ)", bad);
+        for (size_t i = 0; i < np; i++) ga[i] += gb[i];
+        rl_check_close(t, "weights (1,0) + (0,1) vs (1,1)", ga, g1, np, 1e-7, 1e-5);
         flat_copy(&pt.p, after, 0);
     }
     double moved = 0;
@@ -713,6 +748,7 @@ int main(int argc, char **argv)
         { "clip_grad", test_clip_grad, NULL },
         { "clip_learns", test_clip_learns, NULL },
         { "unet_learns", test_unet_learns, NULL },
+        { "min_snr", test_min_snr, NULL },
         { "unet_step_parity", test_unet_step_parity, "train/unet_step.safetensors" },
         { 0 },
     });

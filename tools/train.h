@@ -167,6 +167,12 @@ void rl_noise_sched_init(rl_noise_sched *s, int scaled_linear, float beta_start,
 void rl_noise_add(const rl_noise_sched *s, float *xt, float *target, const float *x0,
                   const float *eps, int t, size_t n);
 
+/* Min-SNR-gamma loss weight (Hang et al. 2023) of a sample at a time step with alphas_cumprod
+ * abar, SNR = abar / (1 - abar): min(SNR, gamma) / SNR for epsilon prediction, min(SNR, gamma)
+ * / (SNR + 1) for v-prediction; 1 when gamma <= 0 (uniform). At SNR 0 (zero terminal SNR's
+ * last step) the epsilon weight is 1, the v weight 0. */
+float rl_min_snr_weight(double abar, float gamma, int v_pred);
+
 // ---- shapes-world batches --------------------------------------------------------------------
 
 /* Clip specs of step `step` (1-based): clips (step - 1) * B + b of the training stream `seed`

@@ -527,6 +527,15 @@ void rl_noise_sched_init(rl_noise_sched *s, int scaled_linear, float beta_start,
     for (int i = 0; i < RL_NOISE_T; i++) s->alphas_cumprod[i] = (float)abar[i];
 }
 
+float rl_min_snr_weight(double abar, float gamma, int v_pred)
+{
+    if (gamma <= 0) return 1.0f;
+    const double snr = abar >= 1.0 ? 1e30 : abar / (1.0 - abar);
+    const double m = snr < gamma ? snr : gamma;
+    if (v_pred) return (float)(m / (snr + 1.0));
+    return snr > 0 ? (float)(m / snr) : 1.0f;
+}
+
 void rl_noise_add(const rl_noise_sched *s, float *xt, float *target, const float *x0,
                   const float *eps, int t, size_t n)
 {

@@ -152,13 +152,7 @@ static rl_status unet_batch(unet_run *r, long step, rl_err *err)
         rl_trng qt = rl_trng_make(o->seed, RL_TRNG_TIME, (uint64_t)step, (uint64_t)n);
         const int t = (int)(rl_trng_u64(&qt) % RL_NOISE_T);
         r->tval[n] = (float)t;
-        r->lw[n] = 1.0f;
-        if (o->snr_gamma > 0) {
-            const double ab = r->ns.alphas_cumprod[t];
-            const double snr = ab / (1.0 - ab);    // zero-SNR's t = 999: snr 0, weight 0 (eps)
-            const double m = snr < o->snr_gamma ? snr : o->snr_gamma;
-            r->lw[n] = (float)(o->v_pred ? m / (snr + 1.0) : (snr > 0 ? m / snr : 1.0));
-        }
+        r->lw[n] = rl_min_snr_weight(r->ns.alphas_cumprod[t], o->snr_gamma, o->v_pred);
         rl_trng qn = rl_trng_make(o->seed, RL_TRNG_NOISE, (uint64_t)step, (uint64_t)n);
         rl_trng_normals(&qn, r->eps + (size_t)n * per, per);
         rl_noise_add(&r->ns, r->xt + (size_t)n * per, r->target + (size_t)n * per,
