@@ -96,6 +96,23 @@ expect 4 "text_encoder/config.json" "$O" -- "${G[@]}" --model "$TMP/noconf" -o "
 mkdir "$TMP/empty_model"
 expect 4 "model_index.json"     "$O" -- "${G[@]}" --model "$TMP/empty_model" -o "$O"
 
+echo "[reel train --plot: 2 bad option, 3 bad log or unwritable image]"
+P=$TMP/loss.png
+expect 2 "at least one loss log" "$P" -- train --plot -o "$P"
+expect 2 "width.*200"           "$P" -- train --plot x.csv --width 10 -o "$P"
+expect 3 "nope.csv"             "$P" -- train --plot "$TMP/nope.csv" -o "$P"
+printf 'a,b\n1,2\n' >"$TMP/nolog.csv"
+expect 3 "nolog.csv:1:.*step.*loss" "$P" -- train --plot "$TMP/nolog.csv" -o "$P"
+printf 'step,loss\n1,0.5\n2,zero\n' >"$TMP/bad.csv"
+expect 3 "bad.csv:3:.*not a number" "$P" -- train --plot "$TMP/bad.csv" -o "$P"
+printf 'step,loss\n1,0.5\n2,0.25\n' >"$TMP/ok.csv"
+expect 3 "no_dir"               "$TMP/no_dir/x.png" -- train --plot "$TMP/ok.csv" -o "$TMP/no_dir/x.png"
+if "$REEL" train --plot "$TMP/ok.csv" >/dev/null 2>&1 && [ -s "$TMP/ok.png" ]; then
+    echo "  ok   train --plot ok.csv wrote ok.png"; pass=$((pass + 1))
+else
+    echo "  FAIL train --plot ok.csv wrote no ok.png"; fail=$((fail + 1))
+fi
+
 echo "[interrupted: 130]"
 "$REEL" "${G[@]}" --steps 1000 --frames 8 -o "$O" 2>"$TMP/stderr" &
 pid=$!

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "core/par.h"
+#include "io/png.h"
 #include "tools/cli.h"
+#include "tools/plot.h"
 #include "tools/progress.h"
 #include "tools/train_stages.h"
 
@@ -87,6 +89,8 @@ static void help(FILE *f)
 "  reel train clip --out M\n"
 "  reel train unet --out M --stage image\n"
 "  reel train unet --out M --stage motion --resume-from M\n"
+"  reel train --plot M/train/unet-image.csv M/train/unet-motion.csv -o loss.png\n"
+"                         (loss curves as a PNG; see reel train --plot --help)\n"
 "\n"
 "exit status: 0 done, 1 error, 2 bad option, 3 file error, 4 model folder problem,\n"
 "130 interrupted (a checkpoint was written; continue with --resume).\n",
@@ -119,6 +123,121 @@ static void note(void *ctx, const char *msg)
     fprintf(stderr, "reel: %s\n", msg);
 }
 
+static void plot_help(FILE *f)
+{
+    fprintf(f,
+"usage: reel train --plot CSV [CSV...] [-o PNG] [options]\n"
+"\n"
+"Draws loss logs of `reel train` (DIR/train/STAGE.csv) as a PNG: the loss against the step on\n"
+"a log scale, the raw losses as faint points and their moving average (of log loss) as a\n"
+"line, one colour per log, a legend with each log's name and last smoothed loss. Several\n"
+"logs share the chart: the stages of one model, or the runs of an ablation.\n"
+"\n"
+"options:\n"
+"  -o, --output PNG   the image                     [the first CSV with .png for .csv]\n"
+"  --width N          pixels                                                  [960]\n"
+"  --height N         pixels                                                  [540]\n"
+"  --smooth X         moving-average window as a share of the longest log (0: none) [0.02]\n"
+"  --title TEXT       the chart's title                              [training loss]\n"
+"\n"
+"example:\n"
+"  reel train --plot M/train/unet-image.csv M/train/unet-joint.csv -o loss.png\n"
+"\n"
+"exit status: 0 written, 2 bad option, 3 a log cannot be read or is not a loss log, or the\n"
+"image cannot be written.\n");
+}
+
+/* The file name of path without its folder and a ".csv" ending: the legend's label. */
+static char *label_of(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    char *s = strdup(b);
+    size_t n = s ? strlen(s) : 0;
+    if (n > 4 && !strcmp(s + n - 4, ".csv")) s[n - 4] = 0;
+    return s;
+}
+
+static int cmd_plot(int argc, char **argv)
+{
+    rl_plot_opts po = rl_plot_default_opts();
+    const char *out = NULL;
+    const char **csv = calloc((size_t)argc, sizeof *csv);
+    int n = 0, rc = RL_EXIT_OK;
+    if (!csv) return RL_EXIT_ERROR;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        if (!strcmp(a, "--plot")) continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            plot_help(stdout);
+            free(csv);
+            return RL_EXIT_OK;
+        }
+        if (a[0] != '-') { csv[n++] = a; continue; }
+        if (!v) {
+            fprintf(stderr, "reel: train --plot: %s needs a value (see reel train --plot --help)\n", a);
+            free(csv);
+            return RL_EXIT_USAGE;
+        }
+        i++;
+        if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+        else if (!strcmp(a, "--title")) po.title = v;
+        else if (!strcmp(a, "--width")) { if (rl_cli_int(v, a, 200, 8192, &po.width)) rc = RL_EXIT_USAGE; }
+        else if (!strcmp(a, "--height")) { if (rl_cli_int(v, a, 150, 8192, &po.height)) rc = RL_EXIT_USAGE; }
+        else if (!strcmp(a, "--smooth")) {
+            if (rl_cli_double(v, a, 0.0, 1.0, &d)) rc = RL_EXIT_USAGE;
+            po.smooth = d;
+        } else {
+            fprintf(stderr, "reel: train --plot: unknown option '%s' (see reel train --plot --help)\n", a);
+            rc = RL_EXIT_USAGE;
+        }
+        if (rc) { free(csv); return rc; }
+    }
+    if (n == 0) {
+        fprintf(stderr, "reel: train --plot: name at least one loss log (CSV)\n");
+        free(csv);
+        return RL_EXIT_USAGE;
+    }
+    char *def_out = NULL;
+    if (!out) {
+        size_t len = strlen(csv[0]);
+        def_out = malloc(len + 5);
+        if (!def_out) { free(csv); return RL_EXIT_ERROR; }
+        memcpy(def_out, csv[0], len + 1);
+        if (len > 4 && !strcmp(def_out + len - 4, ".csv")) def_out[len - 4] = 0;
+        strcat(def_out, ".png");
+        out = def_out;
+    }
+    rl_loss_log *logs = calloc((size_t)n, sizeof *logs);
+    char **labels = calloc((size_t)n, sizeof *labels);
+    uint8_t *rgb = NULL;
+    rl_err err = {0};
+    rl_status st = (logs && labels) ? RL_OK : RL_E_NOMEM;
+    for (int i = 0; i < n && !st; i++) {
+        st = rl_loss_log_read(csv[i], &logs[i], &err);
+        if (!st && !(labels[i] = label_of(csv[i]))) st = RL_E_NOMEM;
+        if (!st && logs[i].skipped)
+            fprintf(stderr, "reel: %s: %ld rows with a loss that is not positive and finite left out\n",
+                    csv[i], logs[i].skipped);
+    }
+    if (!st) st = rl_plot_losses(logs, (const char *const *)labels, n, &po, &rgb, &err);
+    if (!st) st = rl_png_write(out, rgb, po.width, po.height, &err);
+    if (!st) printf("%s\n", out);
+    if (st == RL_E_NOMEM && !err.msg[0]) rl_errf(&err, st, "out of memory");
+    rc = !st ? RL_EXIT_OK : st == RL_E_NOMEM ? rl_cli_fail(&err) : (rl_cli_fail(&err), RL_EXIT_IO);
+    for (int i = 0; i < n && logs && labels; i++) {
+        rl_loss_log_free(&logs[i]);
+        free(labels[i]);
+    }
+    free(rgb);
+    free(logs);
+    free(labels);
+    free(def_out);
+    free(csv);
+    return rc;
+}
+
 int rl_cmd_train(int argc, char **argv)
 {
     rl_train_opts o = rl_train_opts_default();
@@ -128,6 +247,8 @@ int rl_cmd_train(int argc, char **argv)
         help(stderr);
         return RL_EXIT_USAGE;
     }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--plot")) return cmd_plot(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
