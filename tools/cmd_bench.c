@@ -5,6 +5,7 @@
  *                      the sgemm rate at the same FLOP count.
  *   reel bench unet    seconds per UNet step (CFG batch) and peak memory (see bench_unet.c).
  *   reel bench clip    a whole default clip: encode, denoise, decode, MP4.
+ *   reel bench shapes  clips per second of the shapes-world generator (what feeds training).
  *
  * Timing: each case runs until at least --min-time seconds have passed (and at least 3
  * runs); the median run is reported. Run it on an otherwise idle machine. */
@@ -16,6 +17,8 @@
 
 #include "core/ops.h"
 #include "core/par.h"
+#include "tools/shapes/render.h"
+#include "tools/shapes/world.h"
 #include "tools/bench.h"
 #include "tools/cli.h"
 
@@ -27,6 +30,8 @@ static const char usage_text[] =
     "         with its ratio to sgemm at the same FLOP count\n"
     "  unet   seconds per UNet step with classifier-free guidance, and peak memory\n"
     "  clip   one whole default clip: text encoding, DDIM loop, VAE decode, MP4\n"
+    "  shapes clips per second of the shapes-world generator (sample + caption + render\n"
+    "         16 frames of 64x64 as floats, as the trainer draws them)\n"
     "\n"
     "options:\n"
     "  --threads N     threads (default: all cores)\n"
@@ -206,6 +211,61 @@ static int bench_ops(int quick, double min_time)
     return 0;
 }
 
+// ---- the shapes-world generator ---------------------------------------------------------------
+
+enum { SHAPES_F = 16, SHAPES_SIDE = 64, SHAPES_BATCH = 256 };
+
+typedef struct {
+    float *buf;          // (threads, 3, F, H, W)
+    uint64_t next;       // clip index of the batch's first clip
+} shapes_job;
+
+static void shapes_one(void *ctx, int i)
+{
+    shapes_job *j = ctx;
+    rl_shapes_spec sp;
+    char cap[256];
+    rl_shapes_sample(&sp, 1, j->next + (uint64_t)i, RL_SHAPES_TRAIN);
+    rl_shapes_spec_caption(cap, sizeof cap, &sp);
+    float *out = j->buf + (size_t)rl_par_thread_id() * 3 * SHAPES_F * SHAPES_SIDE * SHAPES_SIDE;
+    rl_shapes_render_f32(out, &sp, SHAPES_F, SHAPES_SIDE, SHAPES_SIDE);
+}
+
+static void shapes_batch(void *ctx)
+{
+    shapes_job *j = ctx;
+    rl_par_for(SHAPES_BATCH, shapes_one, j);
+    j->next += SHAPES_BATCH;
+}
+
+static int bench_shapes(int argc, char **argv)
+{
+    int threads = 0;
+    double min_time = 0.5;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (rl_cli_int(argv[++i], "--threads", 1, 1024, &threads)) return RL_EXIT_USAGE;
+        } else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) {
+            if (rl_cli_double(argv[++i], "--min-time", 0.0, 60.0, &min_time)) return RL_EXIT_USAGE;
+        } else {
+            fprintf(stderr, "reel bench shapes: unknown option '%s' (--threads N, --min-time S)\n",
+                    argv[i]);
+            return RL_EXIT_USAGE;
+        }
+    }
+    rl_par_set_threads(threads);
+    shapes_job j = {0};
+    j.buf = rl_bench_floats((size_t)rl_par_max_threads() * 3 * SHAPES_F * SHAPES_SIDE * SHAPES_SIDE, 3);
+    double secs = rl_bench_median(shapes_batch, &j, min_time);
+    printf("reel bench shapes: %d threads\n\n", rl_par_threads());
+    printf("  shapes world: batches of %d clips of %d frames, %dx%d, sampled, captioned, rendered as floats\n",
+           SHAPES_BATCH, SHAPES_F, SHAPES_SIDE, SHAPES_SIDE);
+    printf("  %.3f ms per batch   %.0f clips/s   %.0f frames/s\n", secs * 1e3, SHAPES_BATCH / secs,
+           SHAPES_BATCH * SHAPES_F / secs);
+    free(j.buf);
+    return 0;
+}
+
 int rl_cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -217,6 +277,7 @@ int rl_cmd_bench(int argc, char **argv)
     if (!strcmp(what, "unet")) return rl_bench_unet(argc - 1, argv + 1);
     if (!strcmp(what, "clip")) return rl_bench_clip(argc - 1, argv + 1);
 #endif
+    if (!strcmp(what, "shapes")) return bench_shapes(argc - 1, argv + 1);
     if (strcmp(what, "ops") != 0) {
         fprintf(stderr, "reel bench: unknown benchmark '%s'\n\n%s", what, usage_text);
         return RL_EXIT_USAGE;
