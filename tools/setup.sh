@@ -21,8 +21,9 @@ done
 # build: compiler, meson (1.0 in bookworm), and the libraries reel links
 pkgs=(gcc pkg-config meson ninja-build libopenblas-openmp-dev libcjson-dev libfftw3-dev
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libutf8proc-dev)
-# tests: ffprobe/ffmpeg decode what reel wrote; clang + its runtime for the sanitizer and fuzz runs
-pkgs+=(ffmpeg clang libclang-rt-14-dev)
+# tests: ffprobe/ffmpeg decode what reel wrote; python3 (Debian's, for its json module) reads
+# ffprobe's JSON in the CLI tests; clang + its runtime for the sanitizer and fuzz runs
+pkgs+=(ffmpeg python3 clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
