@@ -360,6 +360,7 @@ static void test_windows(rl_test *t, const char *arg)
     const int F = 12, H = 32, W = 32;
     const size_t fsz = (size_t)H * W * 3;
     float *fr = rl_test_floats(t, (size_t)F * fsz);
+    double hard_ratio = INFINITY;
     for (int overlap = 0; overlap <= 2; overlap += 2) {
         rl_gen_params q = p;
         q.frames = F;
@@ -385,6 +386,15 @@ static void test_windows(rl_test *t, const char *arg)
         rl_test_check(t, finite && nb > 0 && ni > 0, "seam, overlap %d (%d windows): mean |frame "
                       "step| %.4f at %d window starts, %.4f at %d pairs inside", overlap, w.n,
                       border / nb, nb, inside / ni, ni);
+        const double ratio = nb > 0 && ni > 0 && inside > 0 ? (border / nb) / (inside / ni) : INFINITY;
+        if (overlap == 0) {
+            hard_ratio = ratio;
+        } else {
+            // cross-faded windows: a frame step at a window start is no larger than inside a
+            // window (within 10%), and smaller than at the hard cuts of overlap 0
+            rl_test_check(t, ratio < 1.1 && ratio < hard_ratio, "no seam with overlap %d: border / "
+                          "inside step %.3f < 1.1 and < %.3f (overlap 0)", overlap, ratio, hard_ratio);
+        }
         rl_windows_free(&w);
     }
 done:
