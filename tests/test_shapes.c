@@ -578,6 +578,72 @@ static void test_eval_model_rows(rl_test *t, const char *arg)
     RL_CHECK(t, rl_eval_run(&res, &src, &o, &e) == RL_E_PARAM && e.msg[0]);
 }
 
+// A broken model: travel clips are blank (background only: no object, so no colour), and every
+// other clip is either a clean render or, for odd seeds, noise everywhere (objects all over, so
+// no pixel stays background and its flicker is not measurable).
+static rl_status broken_model_gen(void *user, const rl_eval_req *req, uint8_t *frames, rl_err *err)
+{
+    (void)user;
+    const size_t n = (size_t)req->F * req->H * req->W * 3;
+    if (req->travel_to) {
+        memset(frames, 16, n);   // the black background, nothing on it
+        return RL_OK;
+    }
+    rl_status rc = rl_eval_source_truth().gen(NULL, req, frames, err);
+    if (rc != RL_OK || req->seed % 2 == 0) return rc;
+    uint64_t x = req->seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        frames[i] = (uint8_t)(x >> 56);
+    }
+    return RL_OK;
+}
+
+static void test_eval_unmeasurable(rl_test *t, const char *arg)
+{
+    (void)arg;
+    rl_eval_opts o = rl_eval_default_opts();
+    o.n_in = o.n_heldout = 4;   // seeds 1000..1003 and 2000..2003: half of them noise
+    o.n_guidance = o.n_negative = 0;
+    o.n_travel = 4;
+    rl_eval_source src = { .name = "broken", .gen = broken_model_gen, .model = 1 };
+    rl_eval_result res;
+    rl_err e = { 0 };
+    if (!rl_test_check(t, rl_eval_run(&res, &src, &o, &e) == RL_OK, "eval runs: %s",
+                       e.code ? e.msg : "ok"))
+        return;
+    int noise_nan = 1, clean_zero = 1;
+    for (int i = 0; i < res.n_clips; i++) {
+        if (res.clips[i].seed % 2) noise_nan &= isnan(res.clips[i].flicker);
+        else clean_zero &= res.clips[i].flicker == 0.0f;
+    }
+    rl_test_check(t, noise_nan && clean_zero, "flicker: n/a on noise clips, 0 on clean renders");
+    // the mean is over the measurable clips only: noise must not pull it to 0 or to NaN
+    rl_test_check(t, res.n_flicker == res.n_clips / 2 && res.flicker == 0.0,
+                  "flicker over %d of %d clips: %.3f", res.n_flicker, res.n_clips, res.flicker);
+    // blank travel clips show no colour: neither A nor B, and no per-frame position
+    rl_test_check(t, res.travel_start_a == 0 && res.travel_end_b == 0 && isnan(res.travel_t[0]) &&
+                  res.travel_n[0] == 0, "blank travel: start A %d, end B %d, t[0] %g",
+                  res.travel_start_a, res.travel_end_b, res.travel_t[0]);
+    char *txt = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&txt, &len);
+    rl_eval_print_table(f, &res);
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof want, "%d of %d clips", res.n_clips / 2, res.n_clips);
+    rl_test_check(t, txt && strstr(txt, want) && !strstr(txt, "nan"), "table: '%s', no nan", want);
+    free(txt);
+    txt = NULL;
+    f = open_memstream(&txt, &len);
+    rl_eval_print_json(f, &res);
+    fclose(f);
+    rl_test_check(t, txt && strstr(txt, "\"flicker\": null") && strstr(txt, "\"confidence\": {") &&
+                  !strstr(txt, "nan"), "JSON: null flicker, confidences, no nan");
+    free(txt);
+    rl_eval_result_free(&res);
+}
+
 // The report: index.html with the table and one MP4 per clip; a missing parent is RL_E_IO.
 static void test_eval_report(rl_test *t, const char *arg)
 {
@@ -792,6 +858,7 @@ static void test_clipscore(rl_test *t, const char *arg)
         if (!RL_CHECK(t, symlink(src, path) == 0)) return;
     }
     if (!cs_write_video(t, dir, 32, NULL)) return;
+    e = (rl_err){ 0 };   // the message above is not this call's
     if (!rl_test_check(t, rl_clipscore_open(&cs, dir, &e) == RL_OK, "open: %s",
                        e.code ? e.msg : "ok"))
         return;
@@ -891,6 +958,7 @@ int main(int argc, char **argv)
         { "analyzer_persistence", test_analyzer_persistence, NULL },
         { "eval_truth", test_eval_truth, NULL },
         { "eval_flicker", test_eval_flicker, NULL },
+        { "eval_unmeasurable", test_eval_unmeasurable, NULL },
         { "eval_model_rows", test_eval_model_rows, NULL },
         { "eval_report", test_eval_report, NULL },
         { "eval_seeds", test_eval_seeds, NULL },

@@ -12,6 +12,7 @@
 #include "tools/datadir.h"
 #include "tools/progress.h"
 #include "tools/shapes/clipscore.h"
+#include "io/video.h"
 #include "tools/shapes/eval.h"
 #ifdef RL_HAVE_CMD_GENERATE
 #include "core/reel.h"
@@ -19,6 +20,7 @@
 
 static const char usage_text[] =
     "usage: reel eval [--real | --model DIR] [options]\n"
+    "       reel eval FILE... [--prompt TEXT] [--json]\n"
     "\n"
     "Measures how well clips follow shapes-world prompts (SHAPES_WORLD.md): a fixed set of\n"
     "prompts with fixed seeds is generated, and a procedural analyzer reads every clip back:\n"
@@ -46,6 +48,10 @@ static const char usage_text[] =
     "                  CLIP pair of --model DIR when given (or of the default model)\n"
     "  --model DIR     a model folder in diffusers layout (default: $REEL_MODEL, else\n"
     "                  presets/models/shapes)\n"
+    "  FILE...         clips already made (MP4, WebM, GIF: anything FFmpeg reads, by reel or\n"
+    "                  not): each is read back, scaled to 64x64, and the analyzer's verdict\n"
+    "                  printed; when the file's metadata holds the prompt it was made from (reel\n"
+    "                  writes it) or --prompt TEXT gives one, it is scored against that prompt\n"
     "\n"
     "options:\n"
     "  --prompts N, -n N   prompts per set (default 48; the set is fixed, N takes the first N);\n"
@@ -68,6 +74,8 @@ static const char usage_text[] =
     "  reel eval --model presets/models/shapes --report out/eval\n"
     "  reel eval --prompts 8 --steps 10 --json > quick.json\n"
     "  reel eval --model M -n 2 --steps 2 --frames 8 --size 32   a smoke run in seconds\n"
+    "  reel eval clip.mp4 other.webm           what these clips show, scored against their prompts\n"
+    "  reel eval old.gif --prompt \"a red star spinning\"\n"
     "\n"
     "exit status: 0 done, 2 bad option, 3 file error, 4 bad model, 1 other failure\n";
 
@@ -122,6 +130,38 @@ static rl_status model_gen(void *user, const rl_eval_req *req, uint8_t *frames, 
 }
 #endif
 
+/* `reel eval FILE...`: each clip decoded (any video FFmpeg reads), analysed and, when its
+ * metadata (or --prompt) holds a shapes-world caption, scored against it. */
+static int eval_files(const char *const *files, int n, const char *prompt, int json)
+{
+    rl_eval_clip *clips = calloc((size_t)n, sizeof *clips);
+    if (!clips) {
+        fprintf(stderr, "reel: out of memory\n");
+        return RL_EXIT_ERROR;
+    }
+    int status = RL_EXIT_OK;
+    for (int i = 0; i < n && status == RL_EXIT_OK; i++) {
+        rl_err err = { 0 };
+        rl_video_info info = { 0 };
+        uint8_t *rgb = NULL;
+        int F = 0, W = 0, H = 0;
+        rl_status rc = rl_video_read_frames(files[i], RL_SHAPES_MAX_FRAMES, &rgb, &F, &W, &H, &err);
+        if (rc == RL_OK && !prompt) rc = rl_video_read_meta(files[i], &info, &err);
+        if (rc == RL_OK)
+            rc = rl_eval_analyze_frames(&clips[i], rgb, F, H, W,
+                                        prompt ? prompt : rl_video_info_get(&info, "prompt"), &err);
+        if (rc != RL_OK) {
+            rl_err_prefix(&err, "%s", files[i]);
+            status = rl_cli_fail(&err);
+        }
+        rl_video_info_free(&info);
+        free(rgb);
+    }
+    if (status == RL_EXIT_OK) rl_eval_print_files(stdout, clips, files, n, json);
+    free(clips);
+    return status;
+}
+
 static void show_progress(void *user, int i, int n)
 {
     rl_progress_update(user, 0, "eval", i, n, "clips");
@@ -129,7 +169,8 @@ static void show_progress(void *user, int i, int n)
 
 int rl_cmd_eval(int argc, char **argv)
 {
-    const char *model_dir = NULL, *report = NULL;
+    const char *model_dir = NULL, *report = NULL, *prompt = NULL;
+    int n_files = 0;    // clip files, gathered at argv[1 ..] (argument i >= 1 + n_files is read)
     int real = 0, json = 0, quiet = 0, threads = 0, steps = 0, prompts = -1, seeds = 1;
     int frames = RL_SHAPES_FRAMES, size = 64;
     double guidance = 0;
@@ -161,15 +202,33 @@ int rl_cmd_eval(int argc, char **argv)
             if (rl_cli_int(argv[++i], "--threads", 1, 1024, &threads)) return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--guidance") && has_val) {
             if (rl_cli_double(argv[++i], "--guidance", 0.0, 100.0, &guidance)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--prompt") && has_val) {
+            prompt = argv[++i];
+        } else if (a[0] != '-' || !strcmp(a, "-")) {
+            argv[1 + n_files++] = argv[i];
         } else {
             fprintf(stderr, "reel eval: %s '%s' (see 'reel eval --help')\n", a[0] == '-' && !has_val &&
                     (!strcmp(a, "--model") || !strcmp(a, "--report") || !strcmp(a, "--prompts") ||
                      !strcmp(a, "-n") || !strcmp(a, "--n") || !strcmp(a, "--seeds") ||
                      !strcmp(a, "--frames") || !strcmp(a, "--size") ||
-                     !strcmp(a, "--steps") || !strcmp(a, "--threads") || !strcmp(a, "--guidance"))
+                     !strcmp(a, "--steps") || !strcmp(a, "--threads") || !strcmp(a, "--guidance") ||
+                     !strcmp(a, "--prompt"))
                     ? "missing value after" : "unknown option", a);
             return RL_EXIT_USAGE;
         }
+    }
+
+    if (n_files > 0) {
+        if (real || model_dir || report) {
+            fprintf(stderr, "reel eval: clip files are analysed on their own; --real, --model and "
+                    "--report do not apply to them\n");
+            return RL_EXIT_USAGE;
+        }
+        return eval_files((const char *const *)argv + 1, n_files, prompt, json);
+    }
+    if (prompt) {
+        fprintf(stderr, "reel eval: --prompt scores clip files (reel eval FILE... --prompt TEXT)\n");
+        return RL_EXIT_USAGE;
     }
 
     rl_eval_opts o = rl_eval_default_opts();

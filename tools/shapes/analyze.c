@@ -237,6 +237,8 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
         qsort(sorted, (size_t)F, sizeof(float), cmp_float);
         peak = sorted[F / 2];
     }
+    for (int f = 0; f < F; f++)
+        for (int ch = 0; ch < 3; ch++) out->frame_rgb[f][ch] = NAN;   // until measured
     if (peak < MIN_PEAK) {          // nothing but background: no object, no verdicts
         out->bad_frames = F;
         if (bg_mask) memset(bg_mask, 1, S);
@@ -251,7 +253,6 @@ rl_status rl_shapes_analyze(rl_shapes_analysis *out, const uint8_t *frames, int 
         const float *d_f = dist + (size_t)f * S;
         const float thr = fmaxf(fmaxf(MASK_MIN, MASK_FRAC * fpeak[f]), CLIP_FRAC * peak);
         const float core = CORE_FRAC * fpeak[f];
-        for (int ch = 0; ch < 3; ch++) out->frame_rgb[f][ch] = NAN;   // until measured
         if (fpeak[f] < MIN_PEAK) {   // nothing in this frame
             out->bad_frames++;
             continue;

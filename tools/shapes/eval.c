@@ -71,14 +71,16 @@ void rl_eval_prompt(int set, int i, char prompt[96], rl_shapes_attr *want, uint6
 
 // ---- measurements ---------------------------------------------------------------------------
 
-// RMS (levels) of the temporal frequencies k >= F/4 over the pixels marked in bg_mask (H, W).
+// RMS (levels) of the temporal frequencies k >= F/4 over the pixels marked in bg_mask (H, W);
+// NAN (not measurable) when no pixel stays background throughout (objects everywhere, as in a
+// clip that is noise) or the clip has under 4 frames: such clips are left out of the mean.
 static rl_status flicker(float *out, const uint8_t *frames, const uint8_t *bg_mask, int F, int H,
                          int W, rl_err *err)
 {
     const size_t S = (size_t)H * W;
     size_t n = 0;
     for (size_t i = 0; i < S; i++) n += bg_mask[i];
-    *out = 0.0f;
+    *out = NAN;
     const int K = F / 2 + 1, kmin = (F + 3) / 4 > 1 ? (F + 3) / 4 : 1;
     if (F < 4 || n == 0) return RL_OK;
     const int nser = (int)(n * 3);
@@ -256,7 +258,10 @@ rl_status rl_eval_run(rl_eval_result *res, const rl_eval_source *src, const rl_e
         }
         res->persistent[c->set] += c->got.persistent;
         res->total[c->set]++;
-        flick += c->flicker;
+        if (isfinite(c->flicker)) {
+            flick += c->flicker;
+            res->n_flicker++;
+        }
         secs += c->seconds;
         if (o->keep_frames) {
             if (!(c->frames = malloc(clip_bytes))) {
@@ -281,7 +286,7 @@ rl_status rl_eval_run(rl_eval_result *res, const rl_eval_source *src, const rl_e
         }
     }
     if (o->clip) clip_means(res, temb, vemb, P);
-    res->flicker = flick / res->n_clips;
+    res->flicker = res->n_flicker ? flick / res->n_flicker : NAN;
     res->sec_per_clip = secs / res->n_clips;
     if (!src->model) goto done;
 
@@ -340,14 +345,22 @@ rl_status rl_eval_run(rl_eval_result *res, const rl_eval_source *src, const rl_e
             B[ch] = rl_shapes_color_rgb[cb][ch];
             e2 += (B[ch] - A[ch]) * (B[ch] - A[ch]);
         }
+        // a frame without an object has no colour (NAN): it is left out of that frame's mean
+        // and counts as neither A nor B
         for (int f = 0; f < o->F; f++) {
             float t = 0;
             for (int ch = 0; ch < 3; ch++) t += (got.frame_rgb[f][ch] - A[ch]) * (B[ch] - A[ch]);
-            res->travel_t[f] += t / e2 / o->n_travel;
+            if (isfinite(t)) {
+                res->travel_t[f] += t / e2;
+                res->travel_n[f]++;
+            }
         }
-        res->travel_start_a += rl_shapes_nearest_color(got.frame_rgb[0], got.bg_rgb, NULL) == ca;
-        res->travel_end_b += rl_shapes_nearest_color(got.frame_rgb[o->F - 1], got.bg_rgb, NULL) == cb;
+        const float *c0 = got.frame_rgb[0], *c1 = got.frame_rgb[o->F - 1];
+        res->travel_start_a += isfinite(c0[0]) && rl_shapes_nearest_color(c0, got.bg_rgb, NULL) == ca;
+        res->travel_end_b += isfinite(c1[0]) && rl_shapes_nearest_color(c1, got.bg_rgb, NULL) == cb;
     }
+    for (int f = 0; f < o->F; f++)
+        res->travel_t[f] = res->travel_n[f] ? res->travel_t[f] / res->travel_n[f] : NAN;
 
 done:
     free(r.frames);
@@ -423,8 +436,13 @@ void rl_eval_print_table(FILE *f, const rl_eval_result *res)
             fprintf(f, "\n");
         }
     }
-    fprintf(f, "\n%-34s %.3f levels RMS (temporal frequencies >= F/4, background pixels)\n",
-            "background flicker", res->flicker);
+    if (res->n_flicker)
+        fprintf(f, "\n%-34s %.3f levels RMS (temporal frequencies >= F/4, background pixels; "
+                "%d of %d clips have such pixels)\n", "background flicker", res->flicker,
+                res->n_flicker, res->n_clips);
+    else
+        fprintf(f, "\n%-34s n/a: no clip has pixels that stay background in every frame\n",
+                "background flicker");
     if (!res->model) {
         fprintf(f, "%-34s n/a: %s\n", "guidance effect", res->na_reason);
         fprintf(f, "%-34s n/a: %s\n", "negative-prompt effect", res->na_reason);
@@ -442,7 +460,10 @@ void rl_eval_print_table(FILE *f, const rl_eval_result *res)
         fprintf(f, "%-34s start at A %.1f%%, end at B %.1f%% (%d prompts); t per frame:",
                 "prompt travel colour A -> B", pct(res->travel_start_a, res->n_travel),
                 pct(res->travel_end_b, res->n_travel), res->n_travel);
-        for (int i = 0; i < res->F && res->n_travel; i++) fprintf(f, " %.2f", res->travel_t[i]);
+        for (int i = 0; i < res->F && res->n_travel; i++) {
+            if (isfinite(res->travel_t[i])) fprintf(f, " %.2f", res->travel_t[i]);
+            else fprintf(f, " -");   // no clip shows an object in this frame
+        }
         fprintf(f, "\n");
     }
     fprintf(f, "%-34s %.4f\n", "seconds per clip", res->sec_per_clip);
@@ -488,6 +509,18 @@ static void json_attr(FILE *f, const rl_shapes_attr *a)
     fprintf(f, "}");
 }
 
+// ", got: {...}, confidence: {...}, persistent, flicker" of one clip
+static void json_verdict(FILE *f, const rl_eval_clip *c)
+{
+    fprintf(f, ", \"got\": ");
+    json_attr(f, &c->got.a);
+    fprintf(f, ", \"confidence\": {\"background\": %.4f, \"colour\": %.4f, \"shape\": %.4f, "
+            "\"motion\": %.4f, \"persistence\": %.4f}", c->got.bg_conf, c->got.color_conf,
+            c->got.shape_conf, c->got.motion_conf, c->got.persist_conf);
+    fprintf(f, ", \"persistent\": %s, \"flicker\": ", c->got.persistent ? "true" : "false");
+    json_num(f, c->flicker);
+}
+
 void rl_eval_print_json(FILE *f, const rl_eval_result *res)
 {
     static const char *const key[RL_EVAL_N_ATTR] = { "background", "colour", "shape", "motion",
@@ -528,8 +561,10 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res)
         }
         fprintf(f, "}");
     }
-    fprintf(f, ",\n  \"background_flicker\": %.6f,\n  \"seconds_per_clip\": %.6f,\n",
-            res->flicker, res->sec_per_clip);
+    fprintf(f, ",\n  \"background_flicker\": ");
+    json_num(f, res->flicker);
+    fprintf(f, ", \"flicker_clips\": %d,\n  \"seconds_per_clip\": %.6f,\n", res->n_flicker,
+            res->sec_per_clip);
     if (!res->model) {
         fprintf(f, "  \"guidance\": null, \"negative\": null, \"travel\": null, \"na_reason\": ");
         json_str(f, res->na_reason);
@@ -545,7 +580,10 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res)
         fprintf(f, "  \"travel\": {\"n\": %d, \"start_a\": %.6f, \"end_b\": %.6f, \"t\": [",
                 res->n_travel, res->n_travel ? (double)res->travel_start_a / res->n_travel : 0,
                 res->n_travel ? (double)res->travel_end_b / res->n_travel : 0);
-        for (int i = 0; i < res->F; i++) fprintf(f, "%s%.4f", i ? ", " : "", res->travel_t[i]);
+        for (int i = 0; i < res->F; i++) {
+            fprintf(f, "%s", i ? ", " : "");
+            json_num(f, res->travel_t[i]);
+        }
         fprintf(f, "]},\n");
     }
     fprintf(f, "  \"clips\": [");
@@ -556,10 +594,8 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res)
         fprintf(f, ", \"seed\": %llu, \"set\": \"%s\", \"want\": ", (unsigned long long)c->seed,
                 set_key[c->set]);
         json_attr(f, &c->want);
-        fprintf(f, ", \"got\": ");
-        json_attr(f, &c->got.a);
-        fprintf(f, ", \"persistent\": %s, \"flicker\": %.4f, \"clip_score\": ",
-                c->got.persistent ? "true" : "false", c->flicker);
+        json_verdict(f, c);
+        fprintf(f, ", \"clip_score\": ");
         json_num(f, c->clip_score);
         fprintf(f, ", \"clip_score_truth\": ");
         json_num(f, c->clip_truth);
@@ -663,9 +699,12 @@ rl_status rl_eval_write_report(const char *dir, const rl_eval_result *res, rl_er
                 if (!c->hit[k]) fprintf(f, ", wanted %s", attr_word(k, &c->want));
                 fprintf(f, "<br>");
             }
-            fprintf(f, "objects: <span class=\"%s\">%s</span>; flicker %.2f",
+            fprintf(f, "objects: <span class=\"%s\">%s</span> (%.2f); ",
                     c->got.persistent ? "ok" : "bad",
-                    c->got.persistent ? "one in every frame" : "not one in every frame", c->flicker);
+                    c->got.persistent ? "one in every frame" : "not one in every frame",
+                    c->got.persist_conf);
+            if (isfinite(c->flicker)) fprintf(f, "flicker %.2f", c->flicker);
+            else fprintf(f, "flicker n/a (no pixel stays background)");
             if (isfinite(c->clip_score)) {
                 fprintf(f, "<br>CLIP score %.3f", c->clip_score);
                 if (isfinite(c->clip_truth)) fprintf(f, " (ground truth %.3f)", c->clip_truth);
@@ -685,4 +724,147 @@ fail:
     fclose(f);
     free(html);
     return rc;
+}
+
+// ---- clips read from files ------------------------------------------------------------------
+
+/* Area average of frames (F, SH, SW, 3) onto (F, DH, DW, 3): each output pixel is the mean of
+ * the source rectangle it covers, partial pixels weighted by their overlap (separable: rows,
+ * then columns). tmp holds (SH, DW, 3) floats. */
+static void resample_area(uint8_t *dst, int DH, int DW, const uint8_t *src, int F, int SH, int SW,
+                          float *tmp)
+{
+    for (int f = 0; f < F; f++) {
+        const uint8_t *s_f = src + (size_t)f * SH * SW * 3;
+        for (int y = 0; y < SH; y++)
+            for (int x = 0; x < DW; x++) {
+                const double a = (double)x * SW / DW, b = (double)(x + 1) * SW / DW;
+                double acc[3] = { 0 };
+                for (int k = (int)a; k < SW && k < b; k++) {
+                    const double w = fmin(b, k + 1) - fmax(a, k);
+                    for (int ch = 0; ch < 3; ch++) acc[ch] += w * s_f[((size_t)y * SW + k) * 3 + ch];
+                }
+                for (int ch = 0; ch < 3; ch++)
+                    tmp[((size_t)y * DW + x) * 3 + ch] = (float)(acc[ch] / (b - a));
+            }
+        uint8_t *d_f = dst + (size_t)f * DH * DW * 3;
+        for (int y = 0; y < DH; y++) {
+            const double a = (double)y * SH / DH, b = (double)(y + 1) * SH / DH;
+            for (int x = 0; x < DW; x++)
+                for (int ch = 0; ch < 3; ch++) {
+                    double acc = 0;
+                    for (int k = (int)a; k < SH && k < b; k++)
+                        acc += (fmin(b, k + 1) - fmax(a, k)) * tmp[((size_t)k * DW + x) * 3 + ch];
+                    d_f[((size_t)y * DW + x) * 3 + ch] = (uint8_t)lrint(fmin(255.0, acc / (b - a)));
+                }
+        }
+    }
+}
+
+rl_status rl_eval_analyze_frames(rl_eval_clip *c, const uint8_t *frames, int F, int H, int W,
+                                 const char *prompt, rl_err *err)
+{
+    *c = (rl_eval_clip){ .want = { -1, -1, -1, -1 }, .flicker = NAN, .clip_score = NAN,
+                         .clip_truth = NAN };
+    for (int k = 0; k < RL_EVAL_N_ATTR; k++) c->hit[k] = -1;
+    if (F < 1 || F > RL_SHAPES_MAX_FRAMES || H < 8 || W < 8)
+        return rl_errf(err, RL_E_PARAM, "clip of %d frames of %dx%d; the analyzer takes 1..%d "
+                       "frames of at least 8x8", F, W, H, RL_SHAPES_MAX_FRAMES);
+    const int N = RL_EVAL_FILE_SIDE;
+    rl_status rc = RL_OK;
+    uint8_t *small = NULL, *mask = malloc((size_t)N * N);
+    float *tmp = NULL;
+    if (!mask) goto nomem;
+    if (H != N || W != N) {
+        small = malloc((size_t)F * N * N * 3);
+        tmp = malloc(sizeof(float) * (size_t)H * N * 3);
+        if (!small || !tmp) goto nomem;
+        resample_area(small, N, N, frames, F, H, W, tmp);
+        frames = small;
+    }
+    if ((rc = rl_shapes_analyze(&c->got, frames, F, N, N, mask, err)) != RL_OK) goto done;
+    if ((rc = flicker(&c->flicker, frames, mask, F, N, N, err)) != RL_OK) goto done;
+    if (prompt) {
+        snprintf(c->prompt, sizeof c->prompt, "%s", prompt);
+        rl_shapes_attr a;
+        if (rl_shapes_caption_parse(&a, prompt, NULL) == RL_OK) {
+            c->want = a;
+            score(c);
+        }
+    }
+    goto done;
+nomem:
+    rc = rl_errf(err, RL_E_NOMEM, "no memory to analyze a clip of %d frames of %dx%d", F, W, H);
+done:
+    free(small);
+    free(tmp);
+    free(mask);
+    return rc;
+}
+
+void rl_eval_print_files(FILE *f, const rl_eval_clip *clips, const char *const *names, int n,
+                         int json)
+{
+    int right[RL_EVAL_N_ATTR] = { 0 }, scored[RL_EVAL_N_ATTR] = { 0 }, persistent = 0;
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < RL_EVAL_N_ATTR; k++)
+            if (clips[i].hit[k] >= 0) {
+                scored[k]++;
+                right[k] += clips[i].hit[k];
+            }
+        persistent += clips[i].got.persistent;
+    }
+    if (json) {
+        fprintf(f, "{\n  \"clips\": [");
+        for (int i = 0; i < n; i++) {
+            const rl_eval_clip *c = &clips[i];
+            fprintf(f, "%s\n    {\"file\": ", i ? "," : "");
+            json_str(f, names[i]);
+            fprintf(f, ", \"prompt\": ");
+            if (c->prompt[0]) json_str(f, c->prompt);
+            else fprintf(f, "null");
+            fprintf(f, ", \"want\": ");
+            json_attr(f, &c->want);
+            json_verdict(f, c);
+            fprintf(f, "}");
+        }
+        fprintf(f, "\n  ],\n  \"adherence\": {");
+        static const char *const key[RL_EVAL_N_ATTR] = { "background", "colour", "shape",
+                                                         "motion", "all" };
+        for (int k = 0; k < RL_EVAL_N_ATTR; k++) {
+            fprintf(f, "%s\"%s\": ", k ? ", " : "", key[k]);
+            json_num(f, scored[k] ? (double)right[k] / scored[k] : NAN);
+        }
+        fprintf(f, "},\n  \"persistence\": ");
+        json_num(f, n ? (double)persistent / n : NAN);
+        fprintf(f, "\n}\n");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const rl_eval_clip *c = &clips[i];
+        fprintf(f, "%s\n", names[i]);
+        if (c->prompt[0]) fprintf(f, "  prompt      %s%s\n", c->prompt,
+                                  c->want.shape < 0 ? " (not a shapes-world caption: not scored)" : "");
+        const float conf[RL_EVAL_ALL] = { c->got.bg_conf, c->got.color_conf, c->got.shape_conf,
+                                          c->got.motion_conf };
+        for (int k = 0; k < RL_EVAL_ALL; k++) {
+            const char *w = attr_word(k, &c->got.a);
+            fprintf(f, "  %-11s %-14s", attr_name[k], w ? w : "none");
+            if (w) fprintf(f, " (confidence %.2f)", conf[k]);
+            if (c->hit[k] == 1) fprintf(f, "  ok");
+            else if (c->hit[k] == 0) fprintf(f, "  MISS: asked for %s", attr_word(k, &c->want));
+            fprintf(f, "\n");
+        }
+        fprintf(f, "  %-11s %s (confidence %.2f)\n", "objects",
+                c->got.persistent ? "one in every frame" : "not one in every frame",
+                c->got.persist_conf);
+        if (isfinite(c->flicker)) fprintf(f, "  %-11s %.3f levels RMS\n", "flicker", c->flicker);
+    }
+    if (scored[RL_EVAL_SHAPE] > 0) {
+        fprintf(f, "\nadherence over %d clip%s with a shapes-world prompt:", scored[RL_EVAL_SHAPE],
+                scored[RL_EVAL_SHAPE] == 1 ? "" : "s");
+        for (int k = 0; k < RL_EVAL_N_ATTR; k++)
+            if (scored[k]) fprintf(f, " %s %.1f%%", attr_name[k], 100.0 * right[k] / scored[k]);
+        fprintf(f, "\n");
+    }
 }

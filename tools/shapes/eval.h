@@ -6,7 +6,8 @@
  * analyzer (analyze.h) and is scored per attribute. Besides adherence the table holds:
  *   persistence          share of clips with exactly one object in every frame;
  *   background flicker   RMS (0..255 levels) of the temporal frequencies k >= F/4 of pixels that
- *                        are background in every frame (FFTW r2c over time);
+ *                        are background in every frame (FFTW r2c over time), averaged over the
+ *                        clips that have such pixels (their count is reported with it);
  *   guidance effect      joint adherence ("all attributes") at guidance 1 vs the default, on the
  *                        first n_guidance in-distribution prompts;
  *   negative prompt      colour-free prompts "a {shape} {motion} on a {bg} background"; colour X
@@ -97,7 +98,7 @@ typedef struct {
     uint64_t seed;
     rl_shapes_analysis got;
     int hit[RL_EVAL_N_ATTR];   // 1 right, 0 wrong, -1 not scored (unstated background)
-    float flicker;             // RMS levels
+    float flicker;             // RMS levels; NAN when no pixel stays background (or F < 4)
     float clip_score;          // cosine of prompt and clip embeddings; NAN when n/a
     float clip_truth;          // the same for the ground-truth render (model sources); NAN
     double seconds;
@@ -111,7 +112,9 @@ typedef struct {
     rl_eval_clip *clips;                       // owned
     int right[2][RL_EVAL_N_ATTR], scored[2][RL_EVAL_N_ATTR];   // [set][attribute]
     int persistent[2], total[2];
-    double flicker;                            // mean over clips, RMS levels
+    double flicker;                            // mean over the n_flicker clips that have
+                                               // background pixels, RMS levels; NAN if none
+    int n_flicker;
     double sec_per_clip;
     int n_seeds;
     float guidance;                            // of the adherence clips (0: n/a)
@@ -124,7 +127,9 @@ typedef struct {
     int n_guidance, guid_right_default, guid_right_one;
     int n_negative, neg_x_without, neg_x_with;
     int n_travel, travel_start_a, travel_end_b;
-    double travel_t[RL_SHAPES_MAX_FRAMES];     // (F) mean position on A -> B per frame
+    double travel_t[RL_SHAPES_MAX_FRAMES];     // (F) mean position on A -> B per frame over
+                                               // the clips with an object there; NAN if none
+    int travel_n[RL_SHAPES_MAX_FRAMES];        // (F) those clips
 } rl_eval_result;
 
 /* Runs the whole evaluation. On failure the result is freed and err says which clip failed.
@@ -141,5 +146,20 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res);
  * misses highlighted) and dir/clips/NNN.mp4 (clips need keep_frames). The page opens from the
  * file system, no server. Errors: RL_E_IO (dir missing or unwritable), RL_E_CODEC. */
 rl_status rl_eval_write_report(const char *dir, const rl_eval_result *res, rl_err *err);
+
+/* Clips from files (`reel eval FILE...`): frames (F, H, W, 3) of any size, area-averaged to
+ * RL_EVAL_FILE_SIDE square first when they have another size (the analyzer's thresholds are set in
+ * pixels of 64 x 64 frames, and reel writes clips upscaled), are analysed into c; when prompt
+ * parses as a shapes-world caption the verdict is scored against it (c->want, c->hit), otherwise
+ * every hit is -1. prompt may be NULL. Errors: RL_E_PARAM (F outside 1..RL_SHAPES_MAX_FRAMES,
+ * frames under 8 x 8), RL_E_NOMEM. */
+#define RL_EVAL_FILE_SIDE 64
+rl_status rl_eval_analyze_frames(rl_eval_clip *c, const uint8_t *frames, int F, int H, int W,
+                                 const char *prompt, rl_err *err);
+
+/* The verdicts of n clips read from files names[i], and the adherence over those with a
+ * shapes-world prompt: as text, or as JSON when json is set. */
+void rl_eval_print_files(FILE *f, const rl_eval_clip *clips, const char *const *names, int n,
+                         int json);
 
 #endif
