@@ -1,7 +1,8 @@
 /* tests/test_pipeline.c - the whole pipeline against a diffusers AnimateDiffPipeline run of the
  * same tiny model (tools/fixtures/make_pipeline.py: <model>_run.safetensors), step by step:
  * token ids, text embeddings, initial latents, timesteps, first guided noise prediction,
- * latents after step 1, final latents, decoded frames. Also parameter errors, cancellation,
+ * latents after step 1 and after every step, final latents, decoded frames; the same run at
+ * guidance 1 (one UNet pass in reel, two in the reference). Also parameter errors, cancellation,
  * the guidance formula, and 1 vs 2 threads. */
 #include <math.h>
 #include <string.h>
@@ -20,6 +21,9 @@ typedef struct {
     const int64_t *timesteps;
     size_t n_timesteps;
     int t_ok;
+    const float *lat_steps;     // (steps, 1, C, F, h, w) the reference after every step
+    double worst_step;          // largest error after any step, over the step's largest value
+    int worst_at;
 } run_state;
 
 static double max_abs(const float *x, size_t n)
@@ -49,6 +53,17 @@ static int on_step(void *user, int step, int t, const float *eps, const float *l
         // the largest value, the contract in MODELS.md
         if (e0) rl_check_close(s->t, "eps_0 (guided)", eps, e0, s->n_lat, 1e-4 * max_abs(e0, s->n_lat), 0);
         if (l1) rl_check_close(s->t, "latents_1", lat, l1, s->n_lat, 1e-4 * max_abs(l1, s->n_lat), 0);
+    }
+    if (s->lat_steps && (size_t)step < s->n_timesteps) {
+        // every step, so a drift is pinned to the step where it starts (checked after the run)
+        const float *want = s->lat_steps + (size_t)step * s->n_lat;
+        double e = 0;
+        for (size_t i = 0; i < s->n_lat; i++) e = fmax(e, fabs((double)lat[i] - want[i]));
+        e /= max_abs(want, s->n_lat);
+        if (e > s->worst_step) {
+            s->worst_step = e;
+            s->worst_at = step;
+        }
     }
     return step == s->cancel_at_step;
 }
@@ -114,6 +129,8 @@ static void test_run(rl_test *t, const char *model)
                     .cancel_at_step = -2, .t_ok = 1 };
     s.n_lat = (size_t)s.C * s.F * s.h * s.w;
     s.timesteps = rl_fixture_i64(&fx, "timesteps", &s.n_timesteps);
+    s.lat_steps = rl_fixture_f32(&fx, "latents_steps", 6, (int[]){ p.steps, 1, s.C, s.F, s.h, s.w });
+    s.worst_at = -1;
     p.on_step = on_step; p.step_user = &s;
     p.on_frame = on_frame; p.frame_user = &s;
     p.latents_out = rl_test_floats(t, s.n_lat);
@@ -129,6 +146,24 @@ static void test_run(rl_test *t, const char *model)
     // float32 error of every UNet call, amplified by guidance and carried through the steps
     if (lf) rl_check_close(t, "latents_final", p.latents_out, lf, s.n_lat, 1e-3 * max_abs(lf, s.n_lat), 0);
     if (fr) rl_check_close(t, "frames", p.frames_out, fr, n_frames, 1e-3, 0);
+    // the error after every step stays inside the end-of-loop contract (1e-3 of the largest
+    // value); the line names the worst step
+    rl_test_check(t, s.lat_steps && s.worst_step <= 1e-3, "latents after each of %d steps: worst "
+                  "%.3g of the largest value, at step %d", p.steps, s.worst_step, s.worst_at + 1);
+
+    // ---- guidance 1: reel runs the conditional pass alone; the reference computes
+    // e_u + 1 (e_c - e_u) from both. Same contract as the guided run.
+    {
+        rl_gen_params q = p;
+        q.guidance = 1.0f;
+        q.on_step = NULL; q.on_frame = NULL;
+        q.latents_out = rl_test_floats(t, s.n_lat);
+        q.frames_out = NULL;
+        const float *g1 = rl_fixture_f32(&fx, "g1_latents_final", 5, (int[]){ 1, s.C, s.F, s.h, s.w });
+        if (g1 && RL_CHECK(t, rl_generate(ctx, &q, &err) == RL_OK))
+            rl_check_close(t, "latents_final at guidance 1", q.latents_out, g1, s.n_lat,
+                           1e-3 * max_abs(g1, s.n_lat), 0);
+    }
 
     // ---- same bytes with one thread
     {
