@@ -185,12 +185,14 @@ rl_status rl_encode_prompt(rl_ctx *c, const char *prompt, float *out, rl_err *er
 
 // ---- parameters -------------------------------------------------------------------------
 
-/* The window length: p->context_frames, else the motion modules' frame count (a model without
- * motion modules sees frames independently: one window of the whole clip). */
+/* The window length: p->context_frames, else the trained clip length RL_GEN_TRAINED_FRAMES;
+ * never more than the motion modules' position table holds (a model without motion modules
+ * sees frames independently: one window of the whole clip). */
 static int context_len(const rl_ctx *c, const rl_gen_params *p)
 {
     const rl_unet_cfg *u = &c->unet.cfg;
-    int len = p->context_frames > 0 ? p->context_frames : u->has_motion ? u->motion_max_seq : p->frames;
+    int len = p->context_frames > 0 ? p->context_frames
+              : u->has_motion ? RL_GEN_TRAINED_FRAMES : p->frames;
     if (u->has_motion && len > u->motion_max_seq) len = u->motion_max_seq;
     return len;
 }

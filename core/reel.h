@@ -50,6 +50,12 @@ typedef int (*rl_frame_fn)(void *user, int frame, const uint8_t *rgb, int width,
  * inspection. Return non-zero to cancel. */
 typedef int (*rl_step_fn)(void *user, int step, int t, const float *eps, const float *latents);
 
+/* The clip length motion modules are trained on (AnimateDiff v1-v3 and reel's shapes model:
+ * 16 frames), and so the default context window: a longer clip is denoised in overlapping
+ * windows of this many frames, even when the modules' position table (max_seq_length, often
+ * 32) would take more in one pass, since frames past the trained length drift. */
+#define RL_GEN_TRAINED_FRAMES 16
+
 typedef struct {
     const char *prompt;              // required unless keyframes are given; borrowed (read
                                      // during rl_generate only), as every pointer here
@@ -67,7 +73,8 @@ typedef struct {
     uint64_t seed;                   // torch.Generator().manual_seed(seed) noise
     rl_gen_sched scheduler;          // DEFAULT: the model's scheduler_config.json
     float eta;                       // DDIM eta: only 0 (deterministic) is supported
-    int context_frames;              // window length; 0: the model's max_frames
+    int context_frames;              // window length; 0: RL_GEN_TRAINED_FRAMES, or the
+                                     // motion modules' max_seq_length when that is shorter
     int context_overlap;             // frames shared by neighbouring windows, < the window
     int loop;                        // windows wrap around for a seamless loop
     int freeinit_iters;              // FreeInit sampling passes in all (as diffusers'

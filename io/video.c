@@ -86,7 +86,13 @@ rl_status rl_video_av_fail(rl_err *err, const char *path, const char *what, int 
 {
     char buf[AV_ERROR_MAX_STRING_SIZE] = { 0 };
     av_strerror(code, buf, sizeof buf);
-    return rl_errf(err, RL_E_CODEC, "%s: %s: %s", path, what, buf);
+    // FFmpeg passes the system's errors through as AVERROR(errno): a full disk or a file-size
+    // limit met while muxing is a file problem (RL_E_IO), not the encoder refusing
+    const int sys[] = { ENOSPC, EFBIG, EIO, EACCES, EPERM, EROFS, EDQUOT, EPIPE, ENOENT };
+    rl_status st = RL_E_CODEC;
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
+        if (code == AVERROR(sys[i])) st = RL_E_IO;
+    return rl_errf(err, st, "%s: %s: %s", path, what, buf);
 }
 
 static int ends_with_ci(const char *s, const char *suffix)

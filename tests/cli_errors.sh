@@ -44,6 +44,7 @@ O=$TMP/out.mp4
 G=(generate "a red circle" --model "$MODEL" --steps 2 --frames 3 -W 32 -H 32 --scale 1 -q)
 
 echo "[bad options: 2]"
+expect 2 "crf 55.*0..51"        "$O" -- "${G[@]}" --crf 55 --model "$TMP/no_model" -o "$O"
 expect 2 "frames.*0"            "$O" -- "${G[@]}" --frames 0 -o "$O"
 expect 2 "width.*multiples? of 8" "$O" -- "${G[@]}" -W 12 -o "$O"
 expect 2 "steps.*0"             "$O" -- "${G[@]}" --steps 0 -o "$O"
@@ -62,6 +63,8 @@ expect 2 "keyframe at frame 9 is past" "$O" -- generate --prompt-at "9:x" --fram
 expect 2 "two keyframes at frame 2" "$O" -- generate --prompt-at "2:x" --prompt-at "2:y" --model "$MODEL" -o "$O"
 printf '{"zero": "a"}' >"$TMP/bad.json"
 expect 2 "FRAME.*PROMPT"        "$O" -- travel "$TMP/bad.json" --model "$MODEL" -o "$O"
+printf '[{"frame": 0, "prompt": "a red circle", "strength": 1}]' >"$TMP/extra.json"
+expect 2 "entry 0: unknown key 'strength'" "$O" -- travel "$TMP/extra.json" --model "$MODEL" -o "$O"
 printf '{"0": ' >"$TMP/broken.json"
 expect 2 "broken.json"          "$O" -- travel "$TMP/broken.json" --model "$MODEL" -o "$O"
 expect 2 "no schedule given"    "$O" -- travel --model "$MODEL" -o "$O"
@@ -125,6 +128,37 @@ if [ $rc -eq 130 ] && [ ! -e "$O" ] && [ ! -e "$O.partial" ] && [ "$(wc -l <"$TM
     pass=$((pass + 1))
 else
     echo "  FAIL SIGTERM: exit $rc, stderr: $(cat "$TMP/stderr")"
+    fail=$((fail + 1))
+fi
+
+# a second Ctrl-C stops at once, mid-step (a 256x256 step of tiny_a takes seconds), and takes
+# the partial file with it
+"$REEL" "${G[@]}" --steps 1000 --frames 16 -W 256 -H 256 --threads 1 -o "$O" 2>"$TMP/stderr" &
+pid=$!
+for _ in $(seq 100); do [ -e "$O.partial" ] && break; sleep 0.1; done
+sleep 0.3
+kill -INT $pid
+sleep 0.3
+kill -INT $pid 2>/dev/null
+wait $pid
+rc=$?
+if [ $rc -eq 130 ] && [ ! -e "$O" ] && [ ! -e "$O.partial" ] && grep -q "interrupted" "$TMP/stderr"; then
+    echo "  ok   [$rc] two Ctrl-C: $(tr '\n' ' ' <"$TMP/stderr")"
+    pass=$((pass + 1))
+else
+    echo "  FAIL two Ctrl-C: exit $rc, left: $(ls "$O"* 2>/dev/null), stderr: $(cat "$TMP/stderr")"
+    fail=$((fail + 1))
+fi
+
+echo "[disk full: 3]"
+# the file-size limit stands in for a full disk: FFmpeg's write fails with EFBIG (SIGXFSZ ignored)
+(trap '' XFSZ; ulimit -f 2; "$REEL" "${G[@]}" --frames 8 --scale 8 -o "$O") >/dev/null 2>"$TMP/stderr"
+rc=$?
+if [ $rc -eq 3 ] && [ ! -e "$O" ] && [ ! -e "$O.partial" ] && [ "$(wc -l <"$TMP/stderr")" -eq 1 ]; then
+    echo "  ok   [$rc] $(cat "$TMP/stderr")"
+    pass=$((pass + 1))
+else
+    echo "  FAIL file-size limit: exit $rc, stderr: $(cat "$TMP/stderr")"
     fail=$((fail + 1))
 fi
 

@@ -54,7 +54,7 @@ static void usage(FILE *f, const char *cmd)
         "                         PNG frames (default: reel.mp4); written as PATH.partial and\n"
         "                         renamed when complete\n"
         "  --scale X              upscale on output, Lanczos filter (default: preset, 8)\n"
-        "  --crf N                H.264/VP9 quality 0..63, lower is better (default: preset, 18)\n"
+        "  --crf N                quality, lower is better: H.264 0..51, VP9 0..63 (default: preset, 18)\n"
         "  --fps N                frames per second (default: preset, 8)\n"
         "\n"
         "what to draw:\n"
@@ -74,10 +74,11 @@ static void usage(FILE *f, const char *cmd)
         "  --frames N             clip length in frames (default: preset, 16)\n"
         "  -W, --width N          width in pixels, a multiple of 8 (default: preset, 64)\n"
         "  -H, --height N         height in pixels, a multiple of 8 (default: preset, 64)\n"
-        "  --context N            frames per context window (default: the model's motion frames);\n"
-        "                         longer clips are denoised in overlapping windows\n"
-        "  --overlap N            frames shared by neighbouring windows (default: preset, 4, at\n"
-        "                         most half the window)\n"
+        "  --context N            frames per context window (default: 16, the clip length motion\n"
+        "                         modules are trained on); longer clips are denoised in\n"
+        "                         overlapping windows, noise predictions averaged where they meet\n"
+        "  --overlap N            frames shared by neighbouring windows, less than the window\n"
+        "                         (default: preset, 4; cut to half of a shorter --context)\n"
         "  --loop                 windows wrap around: the clip loops seamlessly\n"
         "  --freeinit N           FreeInit: N sampling passes in all, each after the first starting\n"
         "                         from the previous result's low frequencies (N times the work;\n"
@@ -107,11 +108,21 @@ static void usage(FILE *f, const char *cmd)
 // ---- Ctrl-C -------------------------------------------------------------------------------
 
 static volatile sig_atomic_t interrupted = 0;
+static char partial_path[4200];   // the output's ".partial" file (one-file outputs); set before
+                                  // the handler is installed, read only by it
 
 static void on_signal(int sig)
 {
     (void)sig;
-    interrupted = 1;   // the next progress/frame callback cancels; a second Ctrl-C kills
+    if (interrupted) {
+        // a second Ctrl-C ends the process now, without waiting for the next step; the file
+        // being written goes with it (unlink and _exit are async-signal-safe)
+        static const char msg[] = "reel: interrupted again: stopped at once\n";
+        if (partial_path[0]) unlink(partial_path);
+        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) _exit(RL_EXIT_INTERRUPTED);
+        _exit(RL_EXIT_INTERRUPTED);
+    }
+    interrupted = 1;   // the next progress/frame callback cancels
 }
 
 // ---- callbacks ----------------------------------------------------------------------------
@@ -127,8 +138,9 @@ typedef struct {
 static int on_progress(void *user, rl_phase phase, int i, int n)
 {
     gen_state *s = user;
-    static const char *const labels[] = { "encode", "denoise", "decode", "write" };
-    static const char *const units[] = { "prompts", "steps", "frames", "frames" };
+    // the frames are VAE-decoded and handed to the video encoder one by one: one phase
+    static const char *const labels[] = { "text", "denoise", "decode+encode", "finish" };
+    static const char *const units[] = { "prompts", "steps", "frames", "files" };
     const double now = rl_bench_now();
     if ((unsigned)phase > RL_PHASE_WRITE) return interrupted;
     if (!s->t_start[phase]) s->t_start[phase] = now;
@@ -411,6 +423,10 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
                         "'/' or a pattern like frames/%%04d.png\n", out);
         goto done;
     }
+    if (kind == RL_VIDEO_MP4 && ps.crf > 51) {   // x264's range; VP9's is the option's 0..63
+        fprintf(stderr, "reel: --crf %d: H.264 (.mp4) takes 0..51\n", ps.crf);
+        goto done;
+    }
     if ((status = check_out_dir(out, kind))) goto done;
     char model_buf[4200];
     if (!model) {
@@ -426,8 +442,12 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
 
     // ---- the model
     struct sigaction sa = { 0 }, old_int, old_term;
+    // rl_video writes one-file outputs to "<out>.partial"; PNG frames are written at the end,
+    // each under its own partial name, and the writer removes them on an error
+    partial_path[0] = '\0';
+    if (rl_video_kind_of(out) != RL_VIDEO_PNG)
+        snprintf(partial_path, sizeof partial_path, "%s.partial", out);
     sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;     // a second Ctrl-C ends the process at once
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
@@ -515,7 +535,7 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
     rl_status rc = rl_generate(ctx, &gp, &err);
     if (rc && st.err.code) err = st.err;   // the writer's message says more than "cancelled"
     if (!rc) {
-        if (!quiet && !json) rl_progress_update(&st.bar, RL_PHASE_WRITE, "write", 1, 1, "files");
+        if (!quiet && !json) rl_progress_update(&st.bar, RL_PHASE_WRITE, "finish", 1, 1, "files");
         rc = rl_video_close(&st.video, &err);
     } else {
         rl_video_abort(&st.video);
@@ -542,12 +562,25 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
                gp.height, ps.fps, (double)ps.scale, gp.context_frames, gp.context_overlap,
                gp.loop ? "true" : "false", gp.freeinit_iters);
         json_str(stdout, model);
+        printf(", \"crf\": %d", ps.crf);
+        if (gp.freeinit_iters)
+            printf(", \"freeinit_filter\": \"%s\", \"freeinit_cutoff\": %g", FILTERS[filter_i],
+                   (double)ps.freeinit_cutoff);
+        if (n_kf) {
+            printf(", \"interp\": \"%s\", \"keyframes\": [", INTERPS[interp]);
+            for (int k = 0; k < n_kf; k++) {
+                printf("%s{\"frame\": %d, \"prompt\": ", k ? ", " : "", kfs[k].frame);
+                json_str(stdout, kfs[k].prompt);
+                printf("}");
+            }
+            printf("]");
+        }
         // encode + denoise from the first callback to the last step, then decode + encode
         const double t_den = st.t_end[RL_PHASE_DENOISE] - st.t_start[RL_PHASE_ENCODE];
         const double t_dec = t1 + t_gen - st.t_end[RL_PHASE_DENOISE];
         printf(", \"seconds\": {\"load\": %.3f, \"denoise\": %.3f, \"decode_write\": %.3f, "
                "\"total\": %.3f}}\n", t_load, t_den, t_dec, t_load + t_gen);
-    } else if (!quiet) {
+    } else if (!quiet && isatty(STDERR_FILENO)) {   // off a terminal: nothing but errors
         fprintf(stderr, "reel: wrote %s (%d frames, %dx%d, seed %llu) in %.1f s\n", out,
                 st.frames_written, gp.width, gp.height, seed, t_load + t_gen);
     }

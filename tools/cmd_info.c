@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "io/json.h"
@@ -98,7 +99,19 @@ static int info_safetensors(const char *path, int list)
 static int has_suffix(const char *s, const char *suf)
 {
     size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
+    return a >= b && !strcasecmp(s + a - b, suf);
+}
+
+/* 1 when the file begins as safetensors does: an 8-byte little-endian header length, then '{'
+ * (so a file is told by its content, whatever its name). */
+static int looks_safetensors(const char *path)
+{
+    unsigned char b[9];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    const size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    return n == sizeof b && b[8] == '{';
 }
 
 /* One component folder: its config class and its safetensors files. Returns an exit status. */
@@ -205,7 +218,12 @@ static int info_video(const char *path)
 {
     rl_err err = { 0 };
     rl_video_info vi;
-    if (rl_video_read_meta(path, &vi, &err)) return rl_cli_fail(&err);
+    if (rl_video_read_meta(path, &vi, &err)) {
+        if (err.code == RL_E_FORMAT)   // the name may have promised nothing: say what was tried
+            rl_errf(&err, RL_E_FORMAT, "%s: neither safetensors nor a video or image FFmpeg can "
+                    "read", path);
+        return rl_cli_fail(&err);
+    }
     printf("%s: %s video, %s %s, %dx%d, %d frames at %g fps (%.2f s)\n", path, vi.format,
            vi.codec, vi.pix_fmt, vi.width, vi.height, vi.n_frames, vi.fps, vi.duration);
     for (int i = 0; i < vi.n_meta; i++) printf("  %-18s %s\n", vi.meta[i].key, vi.meta[i].value);
@@ -243,8 +261,8 @@ int rl_cmd_info(int argc, char **argv)
         return RL_EXIT_IO;
     }
     if (S_ISDIR(st.st_mode)) return info_folder(path, list);
-    if (has_suffix(path, ".mp4") || has_suffix(path, ".webm") || has_suffix(path, ".gif")) {
-        return info_video(path);
-    }
-    return info_safetensors(path, list);
+    // safetensors by name or content; anything else is a clip or image for FFmpeg to read
+    if (has_suffix(path, ".safetensors") || looks_safetensors(path))
+        return info_safetensors(path, list);
+    return info_video(path);
 }

@@ -81,6 +81,14 @@ static int load_schedule(const char *path, rl_keyframe *kfs, int max, int *n, ch
         cJSON_ArrayForEach(it, j.root) {
             const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "frame");
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(it, "prompt");
+            const cJSON *x;
+            cJSON_ArrayForEach(x, it) {
+                if (x->string && strcmp(x->string, "frame") && strcmp(x->string, "prompt")) {
+                    fprintf(stderr, "reel: %s: entry %d: unknown key '%.40s' (an entry holds "
+                            "\"frame\" and \"prompt\")\n", path, k, x->string);
+                    goto done;
+                }
+            }
             if (!cJSON_IsNumber(f) || !cJSON_IsString(p) || f->valuedouble != (int)f->valuedouble) {
                 fprintf(stderr, "reel: %s: entry %d: expected {\"frame\": F, \"prompt\": "
                         "\"...\"} with a whole frame number\n", path, k);

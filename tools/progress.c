@@ -35,11 +35,13 @@ void rl_progress_update(rl_progress *p, int phase, const char *label, int i, int
     char line[160];
     int w;
     if (i >= n)
-        w = snprintf(line, sizeof line, "%-8s %3d/%-3d [%s] %6.2f %s/s  done in %.1f s", label, i, n,
-                     bar, rate, unit, el);
+        w = snprintf(line, sizeof line, "%-13s %3d/%-3d [%s] %6.2f %s/s  done in %.1f s", label, i,
+                     n, bar, rate, unit, el);
+    else if (i == 0 || rate <= 0)   // no rate before the first item is done
+        w = snprintf(line, sizeof line, "%-13s %3d/%-3d [%s]", label, i, n, bar);
     else
-        w = snprintf(line, sizeof line, "%-8s %3d/%-3d [%s] %6.2f %s/s  %.1f s left", label, i, n,
-                     bar, rate, unit, rate > 0 ? (n - i) / rate : 0.0);
+        w = snprintf(line, sizeof line, "%-13s %3d/%-3d [%s] %6.2f %s/s  %.1f s left", label, i,
+                     n, bar, rate, unit, (n - i) / rate);
     fprintf(stderr, "\r%s%*s", line, p->width > w ? p->width - w : 0, "");
     p->width = w;
     fflush(stderr);
