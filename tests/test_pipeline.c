@@ -234,7 +234,7 @@ static void test_params(rl_test *t, const char *arg)
     rl_ctx_close(&ctx);   // safe on NULL
 }
 
-// ---- windows, FreeInit, DDPM, Euler vs tools/fixtures/make_pipeline_ext.py ---------------
+// ---- windows, FreeInit, DDPM, Euler, travel vs tools/fixtures/make_pipeline_ext.py -------
 
 typedef struct {
     size_t n_lat;
@@ -256,7 +256,7 @@ static int ext_step(void *user, int step, int t, const float *eps, const float *
     return 0;
 }
 
-/* The fixture's run settings, and the case's own (arg: win, loop, fi, ddpm, euler). */
+/* The fixture's run settings, and the case's own (arg: win, loop, fi, ddpm, euler, travel). */
 static rl_gen_params ext_params(rl_fixture *fx, const char *arg)
 {
     rl_gen_params p = rl_gen_default_params();
@@ -281,6 +281,17 @@ static rl_gen_params ext_params(rl_fixture *fx, const char *arg)
         p.scheduler = RL_GEN_SCHED_DDPM;
     } else if (!strcmp(arg, "euler")) {
         p.scheduler = RL_GEN_SCHED_EULER;
+    } else if (!strcmp(arg, "travel")) {
+        // the prompt at frame 0, travel_to at frame 4, linear: each frame's cross-attention
+        // reads its own interpolated text
+        static rl_keyframe kf[2];
+        kf[0] = (rl_keyframe){ 0, p.prompt };
+        kf[1] = (rl_keyframe){ 4, rl_fixture_str(fx, "travel_to") };
+        p.prompt = NULL;
+        p.keyframes = kf;
+        p.n_keyframes = 2;
+        p.interp = RL_INTERP_LINEAR;
+        p.frames = 5;
     }
     return p;
 }
@@ -458,6 +469,7 @@ int main(int argc, char **argv)
         { "freeinit", test_ext, "fi" },
         { "ddpm", test_ext, "ddpm" },
         { "euler", test_ext, "euler" },
+        { "travel", test_ext, "travel" },
         { "windows_same", test_windows, NULL },
         { "params", test_params, NULL },
         { "guide", test_guide, NULL },
