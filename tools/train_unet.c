@@ -37,12 +37,16 @@
 #include "tools/train_cfg.h"
 #include "tools/train_stages.h"
 
-/* The default model's UNet: 16x16x4 latents, two levels (16x16, 8x8) with cross-attention
- * and motion modules at both and in the mid block; about 1.5 M parameters. */
+/* The default model's UNet: 16x16x4 latents, three levels (16x16, 8x8, 4x4) of 32, 64, 128
+ * channels; cross-attention at 8x8, 4x4 and in the mid block (not at 16x16, where spatial
+ * attention over 256 positions would cost most and the text matters least), motion modules at
+ * every level; about 5.9 M parameters at the inference cost of the earlier 1.5 M two-level UNet
+ * (12.2 vs 10.0 GFLOP per CFG step of 16 frames). */
 static const char default_unet_config[] =
-    "{\"_class_name\": \"UNetMotionModel\", \"block_out_channels\": [32, 64],"
-    " \"down_block_types\": [\"CrossAttnDownBlockMotion\", \"CrossAttnDownBlockMotion\"],"
-    " \"up_block_types\": [\"CrossAttnUpBlockMotion\", \"CrossAttnUpBlockMotion\"],"
+    "{\"_class_name\": \"UNetMotionModel\", \"block_out_channels\": [32, 64, 128],"
+    " \"down_block_types\": [\"DownBlockMotion\", \"CrossAttnDownBlockMotion\","
+    " \"CrossAttnDownBlockMotion\"],"
+    " \"up_block_types\": [\"CrossAttnUpBlockMotion\", \"CrossAttnUpBlockMotion\", \"UpBlockMotion\"],"
     " \"layers_per_block\": 1, \"norm_num_groups\": 8, \"num_attention_heads\": 4,"
     " \"cross_attention_dim\": 64, \"motion_num_attention_heads\": 4,"
     " \"motion_max_seq_length\": 32, \"use_motion_mid_block\": true, \"in_channels\": 4,"
