@@ -591,6 +591,32 @@ static void test_min_snr(rl_test *t, const char *arg)
                   "SNR 0: eps weight 1, v weight 0");
 }
 
+static void test_t_bias(rl_test *t, const char *arg)
+{
+    (void)arg;
+    // bias 1 is the uniform draw t = u64 % T (the first models' stream, unchanged); bias 2 puts
+    // P(t >= 750) = P(u^2 < 1/4) = 1/2 of the draws in the noisiest quarter; every t in range
+    int lo = RL_NOISE_T, hi = -1;
+    long q1 = 0, q2 = 0, same = 0;
+    const int n = 40000;
+    for (int i = 0; i < n; i++) {
+        rl_trng a = rl_trng_make(3, RL_TRNG_TIME, (uint64_t)i, 0), b = a;
+        const int tu = rl_noise_draw_t(&a, 1.0f);
+        same += tu == (int)(rl_trng_u64(&b) % RL_NOISE_T);
+        rl_trng c = rl_trng_make(3, RL_TRNG_TIME, (uint64_t)i, 1);
+        const int tb = rl_noise_draw_t(&c, 2.0f);
+        lo = tb < lo ? tb : lo;
+        hi = tb > hi ? tb : hi;
+        q1 += tu >= 750;
+        q2 += tb >= 750;
+    }
+    rl_test_check(t, same == n, "bias 1: the plain draw u64 %% T (%ld of %d)", same, n);
+    // 40000 draws: a share's standard error is 0.0025; allow 5 of them
+    rl_test_check(t, fabs((double)q1 / n - 0.25) < 0.0125, "uniform: share t >= 750 %.4f", (double)q1 / n);
+    rl_test_check(t, fabs((double)q2 / n - 0.5) < 0.0125, "bias 2: share t >= 750 %.4f", (double)q2 / n);
+    rl_test_check(t, lo >= 0 && hi == RL_NOISE_T - 1, "bias 2: t in [%d, %d]", lo, hi);
+}
+
 static void test_unet_step_parity(rl_test *t, const char *rel)
 {
     rl_fixture fx;
@@ -749,6 +775,7 @@ int main(int argc, char **argv)
         { "clip_learns", test_clip_learns, NULL },
         { "unet_learns", test_unet_learns, NULL },
         { "min_snr", test_min_snr, NULL },
+        { "t_bias", test_t_bias, NULL },
         { "unet_step_parity", test_unet_step_parity, "train/unet_step.safetensors" },
         { 0 },
     });

@@ -148,6 +148,12 @@ void rl_trng_normals(rl_trng *r, float *out, size_t n);
 
 #define RL_NOISE_T 1000
 
+/* A training time step in [0, RL_NOISE_T): uniform for bias 1 (the draw of the first models,
+ * kept bit for bit), else T-1-floor(T u^bias), which for bias > 1 leans towards high noise
+ * (bias 2: half the draws in the noisiest quarter), where a clip's layout and motion are
+ * decided. */
+int rl_noise_draw_t(rl_trng *r, float bias);
+
 /* What DDPMScheduler / DDIMScheduler build from their config (num_train_timesteps 1000):
  * betas "scaled_linear" (linspace of sqrt(beta) squared) or "linear" from beta_start to
  * beta_end, optionally rescaled to zero terminal SNR (rescale_betas_zero_snr), and

@@ -484,6 +484,13 @@ double rl_trng_unif(rl_trng *r)
     return (double)(rl_trng_u64(r) >> 11) * 0x1.0p-53;
 }
 
+int rl_noise_draw_t(rl_trng *r, float bias)
+{
+    if (bias == 1.0f) return (int)(rl_trng_u64(r) % RL_NOISE_T);
+    const int back = (int)(RL_NOISE_T * pow(rl_trng_unif(r), (double)bias));
+    return RL_NOISE_T - 1 - (back < RL_NOISE_T ? back : RL_NOISE_T - 1);
+}
+
 float rl_trng_normal(rl_trng *r)
 {
     const double u1 = 1.0 - rl_trng_unif(r);   // (0, 1]
@@ -729,7 +736,7 @@ rl_train_opts rl_train_opts_default(void)
         .lr = 1e-3f, .min_lr_ratio = 0.1f, .weight_decay = 1e-2f, .max_norm = 1.0f,
         .ema = 0.999f, .ckpt_every = 300.0, .catch_signals = 1,
         .size = 64, .frames = 16, .kl_weight = 1e-4f,
-        .unet_stage = RL_UNET_STAGE_JOINT, .cond_drop = 0.1f, .snr_gamma = 0.0f,
+        .unet_stage = RL_UNET_STAGE_JOINT, .cond_drop = 0.1f, .snr_gamma = 0.0f, .t_bias = 1.0f,
         .merges = 200, .max_length = 24,
     };
 }

@@ -154,7 +154,7 @@ static rl_status unet_batch(unet_run *r, long step, rl_err *err)
                     r->z0[(((size_t)n * lc + c) * F + f) * s + k] = (zv - sh) * sf;
                 }
         rl_trng qt = rl_trng_make(o->seed, RL_TRNG_TIME, (uint64_t)step, (uint64_t)n);
-        const int t = (int)(rl_trng_u64(&qt) % RL_NOISE_T);
+        const int t = rl_noise_draw_t(&qt, o->t_bias);
         r->tval[n] = (float)t;
         r->lw[n] = rl_min_snr_weight(r->ns.alphas_cumprod[t], o->snr_gamma, o->v_pred);
         rl_trng qn = rl_trng_make(o->seed, RL_TRNG_NOISE, (uint64_t)step, (uint64_t)n);
@@ -511,9 +511,10 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
     }
     char extra[300], opts[1024];
     snprintf(extra, sizeof extra, "{\"size\": %d, \"frames\": %d, \"prediction\": \"%s\", "
-             "\"zero_snr\": %d, \"cond_drop\": %.9g, \"snr_gamma\": %.9g, \"overfit\": %d}", o->size,
+             "\"zero_snr\": %d, \"cond_drop\": %.9g, \"snr_gamma\": %.9g, \"t_bias\": %.9g, "
+             "\"overfit\": %d}", o->size,
              F, o->v_pred ? "v_prediction" : "epsilon", o->zero_snr, (double)o->cond_drop,
-             (double)o->snr_gamma, o->overfit);
+             (double)o->snr_gamma, (double)o->t_bias, o->overfit);
     rl_kv meta[RL_TRAIN_MAX_META];
     int n_meta = rl_train_common_meta(meta, opts, sizeof opts, o, cfg_text, extra);
     rl_train_loop_cfg lc_;
