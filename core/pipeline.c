@@ -159,6 +159,13 @@ rl_status rl_tokenize(const rl_ctx *c, const char *prompt, int *ids, rl_err *err
     return rl_bpe_encode(&c->bpe, prompt ? prompt : "", ids, NULL, err);
 }
 
+rl_status rl_prompt_tokens(const rl_ctx *c, const char *prompt, int *n_tokens, int *n_read,
+                           rl_err *err)
+{
+    *n_read = c->bpe.max_length - 2;
+    return rl_bpe_tokenize(&c->bpe, prompt ? prompt : "", NULL, 0, n_tokens, err);
+}
+
 /* out (n, L, D): the embeddings of n prompts, one text-encoder call. */
 static rl_status encode_prompts(rl_ctx *c, const char *const *prompts, int n, float *out,
                                 rl_err *err)

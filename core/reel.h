@@ -135,6 +135,13 @@ rl_status rl_encode_prompt(rl_ctx *ctx, const char *prompt, float *out, rl_err *
  * [bos] + tokens (truncated) + [eos] + padding. Errors as rl_encode_prompt. Thread-safe. */
 rl_status rl_tokenize(const rl_ctx *ctx, const char *prompt, int *ids, rl_err *err);
 
+/* How many tokens prompt has (without the start and end tokens) and how many of them the text
+ * encoder reads: *n_tokens and *n_read (max_length - 2; the rest is cut, as CLIPTokenizer's
+ * truncation does), so a caller can warn about a prompt that is too long. Errors as
+ * rl_encode_prompt. Thread-safe. */
+rl_status rl_prompt_tokens(const rl_ctx *ctx, const char *prompt, int *n_tokens, int *n_read,
+                           rl_err *err);
+
 #ifdef __cplusplus
 }
 #endif

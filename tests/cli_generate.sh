@@ -50,6 +50,20 @@ check "tag seed" test "$(tag "$TMP/a.mp4" seed)" = 42
 check "tag steps" test "$(tag "$TMP/a.mp4" steps)" = 3
 check "no .partial left" test ! -e "$TMP/a.mp4.partial"
 
+echo "[long prompt]"
+# more tokens than the text encoder reads: a warning naming the counts (unless -q), and the clip
+LONG=$(printf 'a red circle moves left %.0s' $(seq 40))
+NOQ=()
+for a in "${BASE[@]}"; do [ "$a" = -q ] || NOQ+=("$a"); done
+"$REEL" generate "$LONG" "${NOQ[@]}" -o "$TMP/long.mp4" 2>"$TMP/long.err"
+check "long prompt: exit 0, clip written" test $? -eq 0 -a -s "$TMP/long.mp4"
+check "long prompt: warning with the token counts" \
+    grep -q "warning: the prompt has [0-9]* tokens; the text encoder reads the first [0-9]*" "$TMP/long.err"
+"$REEL" generate "$LONG" "${BASE[@]}" -o "$TMP/long.mp4" 2>"$TMP/long.err"
+check "long prompt with -q: no warning" test ! -s "$TMP/long.err"
+"$REEL" generate "$PROMPT" "${NOQ[@]}" -o "$TMP/short.mp4" 2>"$TMP/short.err"
+check "short prompt: no warning" test "$(grep -c warning "$TMP/short.err")" = 0
+
 echo "[determinism]"
 "$REEL" generate "$PROMPT" "${BASE[@]}" --seed 42 --scale 3 -o "$TMP/b.mp4"
 check "same seed and settings: byte-identical" cmp -s "$TMP/a.mp4" "$TMP/b.mp4"

@@ -149,6 +149,15 @@ static int on_progress(void *user, rl_phase phase, int i, int n)
     return interrupted;
 }
 
+static void warn_long_prompt(const rl_ctx *ctx, const char *what, const char *prompt)
+{
+    int n = 0, cap = 0;
+    rl_err e = { 0 };
+    if (!prompt || rl_prompt_tokens(ctx, prompt, &n, &cap, &e) != RL_OK || n <= cap) return;
+    fprintf(stderr, "reel: warning: %s has %d tokens; the text encoder reads the first %d and "
+            "ignores the rest\n", what, n, cap);
+}
+
 static int on_frame(void *user, int frame, const uint8_t *rgb, int width, int height)
 {
     gen_state *s = user;
@@ -460,6 +469,12 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
         goto restore;
     }
     const double t_load = rl_bench_now() - t0;
+    if (!quiet) {
+        // CLIP reads max_length - 2 tokens; diffusers warns about the cut part, so do we
+        warn_long_prompt(ctx, "the prompt", prompt);
+        warn_long_prompt(ctx, "the negative prompt", negative);
+        for (int k = 0; k < n_kf; k++) warn_long_prompt(ctx, "a keyframe's prompt", kfs[k].prompt);
+    }
 
     rl_gen_params gp = rl_gen_default_params();
     gp.prompt = prompt;
