@@ -47,6 +47,8 @@ check "guidance row compares 1 with 7.5" has "$TMP/t.txt" "at guidance 1 vs"
 check "travel row has 8 per-frame values" \
     test "$(grep 'prompt travel' "$TMP/t.txt" | sed 's/.*t per frame://' | wc -w)" -eq 8
 check "CLIP score n/a without clip_video/" has "$TMP/t.txt" "has no clip_video/"
+check "text separation rows for the four attributes" \
+    test "$(grep -c -E '^  (background|colour|shape|motion) +closest .* median pair' "$TMP/t.txt")" -eq 4
 check "model rows not n/a" test "$(grep -E '^(guidance effect|negative-prompt effect|prompt travel)' "$TMP/t.txt" | grep -c 'n/a')" -eq 0
 
 echo "[json]"
@@ -59,6 +61,8 @@ check "guidance/negative/travel objects" test "$(jq_py "$TMP/a.json" \
     "j['guidance']['n'] == 2 and j['negative']['n'] == 2 and len(j['travel']['t']) == 8")" = True
 check "clip_score null with a reason" test "$(jq_py "$TMP/a.json" \
     "j['clip_score'] is None and 'clip_video' in j['clip_score_na']")" = True
+check "text_separation: a closest pair of values, 0 <= min <= median, per attribute" test "$(jq_py "$TMP/a.json" \
+    "all(len(j['text_separation'][k]['closest']) == 2 and 0 <= j['text_separation'][k]['min'] <= j['text_separation'][k]['median'] for k in ('background', 'colour', 'shape', 'motion'))")" = True
 check "per clip: want, got, seed" test "$(jq_py "$TMP/a.json" \
     "all('want' in c and 'got' in c and c['seed'] >= 1000 for c in j['clips'])")" = True
 

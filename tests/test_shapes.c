@@ -945,6 +945,48 @@ static void test_clipscore(rl_test *t, const char *arg)
                   strstr(e.msg, "text_projection"), "text_projection for D = 24: %s", e.msg);
 }
 
+/* A stand-in text encoder: each word of the prompt adds a fixed vector at its token position,
+ * except that "right" is read as "left" (the collapse the shipped CLIP pair shows). */
+static rl_status fake_encode(void *user, const char *prompt, float *out, rl_err *err)
+{
+    (void)err;
+    const int *ld = user, L = ld[0], D = ld[1];
+    memset(out, 0, sizeof *out * (size_t)L * D);
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s", prompt);
+    int t = 0;
+    for (char *w = strtok(buf, " "); w && t < L; w = strtok(NULL, " "), t++) {
+        if (!strcmp(w, "right")) w = "left";
+        unsigned h = 2166136261u;
+        for (const char *c = w; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+        for (int c = 0; c < D; c++) {
+            h = h * 1103515245u + 12345u;
+            out[(size_t)t * D + c] = (float)((h >> 8) & 0xffff) / 65536.0f - 0.5f;
+        }
+    }
+    return RL_OK;
+}
+
+static void test_text_separation(rl_test *t, const char *arg)
+{
+    (void)arg;
+    int ld[2] = { 12, 16 };
+    rl_eval_result res = { 0 };
+    rl_err err = { 0 };
+    RL_CHECK(t, rl_eval_text_separation(&res, fake_encode, ld, ld[0], ld[1], &err) == RL_OK);
+    RL_CHECK(t, res.has_textsep && res.text_norm > 0);
+    const int m = RL_EVAL_MOTION;
+    rl_test_check(t, res.textsep[m].min == 0 && res.textsep[m].median > 0,
+                  "motion: the collapsed pair is the closest at 0 (%g), median %g",
+                  res.textsep[m].min, res.textsep[m].median);
+    rl_test_check(t, res.textsep[m].a == RL_MOTION_LEFT && res.textsep[m].b == RL_MOTION_RIGHT,
+                  "motion: closest pair is left / right (%d / %d)", res.textsep[m].a, res.textsep[m].b);
+    for (int k = 0; k < RL_EVAL_MOTION; k++)
+        rl_test_check(t, res.textsep[k].min > 0 && res.textsep[k].min <= res.textsep[k].median,
+                      "attribute %d: distinct words apart (closest %g, median %g)", k,
+                      res.textsep[k].min, res.textsep[k].median);
+}
+
 int main(int argc, char **argv)
 {
     return rl_test_run(argc, argv, (rl_test_case[]){
@@ -963,6 +1005,7 @@ int main(int argc, char **argv)
         { "eval_report", test_eval_report, NULL },
         { "eval_seeds", test_eval_seeds, NULL },
         { "clipscore", test_clipscore, NULL },
+        { "text_separation", test_text_separation, NULL },
         { 0 },
     });
 }

@@ -41,6 +41,9 @@ static const char usage_text[] =
     "                   writes them), per set, beside the same score on the ground-truth clips\n"
     "                   and on mismatched prompts (the chance level); n/a without clip_video/\n"
     "  seconds per clip\n"
+    "  text separation  (model runs) per attribute, the closest pair of captions differing in\n"
+    "                   it alone, as the text encoder sees them (mean L2 distance of the last\n"
+    "                   hidden states per token): near 0, the UNet cannot tell the pair apart\n"
     "\n"
     "sources:\n"
     "  --real          the prompts rendered exactly (the ceiling: what a perfect model scores);\n"
@@ -132,6 +135,13 @@ static rl_status model_gen(void *user, const rl_eval_req *req, uint8_t *frames, 
 
 /* `reel eval FILE...`: each clip decoded (any video FFmpeg reads), analysed and, when its
  * metadata (or --prompt) holds a shapes-world caption, scored against it. */
+#ifdef RL_HAVE_CMD_GENERATE
+static rl_status encode_text(void *user, const char *prompt, float *out, rl_err *err)
+{
+    return rl_encode_prompt((rl_ctx *)user, prompt, out, err);
+}
+#endif
+
 static int eval_files(const char *const *files, int n, const char *prompt, int json)
 {
     rl_eval_clip *clips = calloc((size_t)n, sizeof *clips);
@@ -329,6 +339,13 @@ int rl_cmd_eval(int argc, char **argv)
     rl_eval_result res;
     rc = rl_eval_run(&res, &src, &o, &err);
     rl_progress_done(&prog);
+#ifdef RL_HAVE_CMD_GENERATE
+    if (rc == RL_OK && m.ctx) {
+        const rl_model_info mi = rl_ctx_info(m.ctx);
+        rc = rl_eval_text_separation(&res, encode_text, m.ctx, mi.text_len, mi.text_dim, &err);
+        if (rc) rl_eval_result_free(&res);
+    }
+#endif
 #ifdef RL_HAVE_CMD_GENERATE
     rl_ctx_close(&m.ctx);
 #endif

@@ -19,6 +19,8 @@ static const char *const attr_name[RL_EVAL_N_ATTR] = {
 };
 static const char *const set_name[2] = { "in-distribution", "held-out pairs" };
 
+static const char *attr_value_name(int k, int v);   // the word for value v of attribute k
+
 static double now(void)
 {
     struct timespec ts;
@@ -467,6 +469,19 @@ void rl_eval_print_table(FILE *f, const rl_eval_result *res)
         fprintf(f, "\n");
     }
     fprintf(f, "%-34s %.4f\n", "seconds per clip", res->sec_per_clip);
+    if (res->has_textsep) {
+        static const char *const key[RL_EVAL_ALL] = { "background", "colour", "shape", "motion" };
+        fprintf(f, "\ntext separation: captions differing in one attribute, mean L2 distance of "
+                "the text\nencoder's last hidden states per token (|h| %.2f); a pair near 0 is "
+                "one the UNet cannot tell apart\n", res->text_norm);
+        for (int k = 0; k < RL_EVAL_ALL; k++) {
+            char pair[64];
+            snprintf(pair, sizeof pair, "%s / %s", attr_value_name(k, res->textsep[k].a),
+                     attr_value_name(k, res->textsep[k].b));
+            fprintf(f, "  %-12s closest %-28s %6.3f   median pair %6.3f\n", key[k], pair,
+                    res->textsep[k].min, res->textsep[k].median);
+        }
+    }
 }
 
 static void json_str(FILE *f, const char *s)
@@ -494,6 +509,91 @@ static const char *attr_word(int k, const rl_shapes_attr *a)
     const int v = k == RL_EVAL_BG ? a->bg : k == RL_EVAL_COLOR ? a->color
                 : k == RL_EVAL_SHAPE ? a->shape : a->motion;
     if (v < 0) return NULL;
+    return k == RL_EVAL_BG ? rl_shapes_bg_name[v] : k == RL_EVAL_COLOR ? rl_shapes_color_name[v]
+         : k == RL_EVAL_SHAPE ? rl_shapes_shape_name[v] : rl_shapes_motion_name[v];
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int attr_count(int k)
+{
+    return k == RL_EVAL_BG ? RL_N_BG : k == RL_EVAL_COLOR ? RL_N_COLOR
+         : k == RL_EVAL_SHAPE ? RL_N_SHAPE : RL_N_MOTION;
+}
+
+rl_status rl_eval_text_separation(rl_eval_result *res, rl_eval_encode_fn enc, void *user, int L,
+                                  int D, rl_err *err)
+{
+    enum { MAXV = 16 };
+    const rl_shapes_attr base = { .bg = RL_BG_BLACK, .color = RL_COLOR_RED,
+                                  .shape = RL_SHAPE_SQUARE, .motion = RL_MOTION_UP };
+    float *h = malloc(sizeof *h * (size_t)MAXV * L * D);
+    if (!h) return rl_errf(err, RL_E_NOMEM, "eval: out of memory for text embeddings");
+    rl_status rc = RL_OK;
+    double norm = 0;
+    for (int k = 0; k < RL_EVAL_ALL && rc == RL_OK; k++) {
+        const int n = attr_count(k);
+        for (int v = 0; v < n && rc == RL_OK; v++) {
+            rl_shapes_attr a = base;
+            int *field = k == RL_EVAL_BG ? &a.bg : k == RL_EVAL_COLOR ? &a.color
+                       : k == RL_EVAL_SHAPE ? &a.shape : &a.motion;
+            *field = v;
+            char text[160];
+            snprintf(text, sizeof text, "a %s %s %s on a %s background", rl_shapes_color_name[a.color],
+                     rl_shapes_shape_name[a.shape], rl_shapes_motion_name[a.motion],
+                     rl_shapes_bg_name[a.bg]);
+            rc = enc(user, text, h + (size_t)v * L * D, err);
+        }
+        if (rc) break;
+        double pairs[MAXV * MAXV];
+        int np = 0;
+        res->textsep[k].min = INFINITY;
+        for (int i = 0; i < n; i++) {
+            if (k == 0)
+                for (int t = 0; t < L; t++) {
+                    double s2 = 0;
+                    for (int c = 0; c < D; c++) {
+                        const double x = h[((size_t)i * L + t) * D + c];
+                        s2 += x * x;
+                    }
+                    norm += sqrt(s2) / ((double)n * L);
+                }
+            for (int j = i + 1; j < n; j++) {
+                double d = 0;
+                for (int t = 0; t < L; t++) {
+                    double s2 = 0;
+                    for (int c = 0; c < D; c++) {
+                        const double x = (double)h[((size_t)i * L + t) * D + c] -
+                                         h[((size_t)j * L + t) * D + c];
+                        s2 += x * x;
+                    }
+                    d += sqrt(s2) / L;
+                }
+                pairs[np++] = d;
+                if (d < res->textsep[k].min) {
+                    res->textsep[k].min = d;
+                    res->textsep[k].a = i;
+                    res->textsep[k].b = j;
+                }
+            }
+        }
+        qsort(pairs, (size_t)np, sizeof *pairs, cmp_double);
+        res->textsep[k].median = np % 2 ? pairs[np / 2] : 0.5 * (pairs[np / 2 - 1] + pairs[np / 2]);
+    }
+    free(h);
+    if (rc == RL_OK) {
+        res->text_norm = norm;
+        res->has_textsep = 1;
+    }
+    return rc;
+}
+
+static const char *attr_value_name(int k, int v)
+{
     return k == RL_EVAL_BG ? rl_shapes_bg_name[v] : k == RL_EVAL_COLOR ? rl_shapes_color_name[v]
          : k == RL_EVAL_SHAPE ? rl_shapes_shape_name[v] : rl_shapes_motion_name[v];
 }
@@ -585,6 +685,21 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res)
             json_num(f, res->travel_t[i]);
         }
         fprintf(f, "]},\n");
+    }
+    if (res->has_textsep) {
+        static const char *const key[RL_EVAL_ALL] = { "background", "colour", "shape", "motion" };
+        fprintf(f, "  \"text_separation\": {\"norm\": %.6f", res->text_norm);
+        for (int k = 0; k < RL_EVAL_ALL; k++) {
+            fprintf(f, ", \"%s\": {\"closest\": [", key[k]);
+            json_str(f, attr_value_name(k, res->textsep[k].a));
+            fprintf(f, ", ");
+            json_str(f, attr_value_name(k, res->textsep[k].b));
+            fprintf(f, "], \"min\": %.6f, \"median\": %.6f}", res->textsep[k].min,
+                    res->textsep[k].median);
+        }
+        fprintf(f, "},\n");
+    } else {
+        fprintf(f, "  \"text_separation\": null,\n");
     }
     fprintf(f, "  \"clips\": [");
     for (int i = 0; i < res->n_clips; i++) {

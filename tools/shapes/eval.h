@@ -130,7 +130,26 @@ typedef struct {
     double travel_t[RL_SHAPES_MAX_FRAMES];     // (F) mean position on A -> B per frame over
                                                // the clips with an object there; NAN if none
     int travel_n[RL_SHAPES_MAX_FRAMES];        // (F) those clips
+    int has_textsep;                           // the text-separation rows below are filled
+    double text_norm;                          // mean |last hidden state| per token
+    struct {
+        int a, b;                              // the closest pair of values of the attribute
+        double min, median;                    // its distance; the median over all pairs
+    } textsep[RL_EVAL_ALL];                    // [background, colour, shape, motion]
 } rl_eval_result;
+
+/* Text embeddings of one prompt, (L, D): what the UNet's cross-attention reads. */
+typedef rl_status (*rl_eval_encode_fn)(void *user, const char *prompt, float *out, rl_err *err);
+
+/* How far apart the text encoder puts captions that differ in one attribute only: for each
+ * attribute, "a {colour} {shape} {motion} on a {background} background" with that attribute
+ * run over its values (the others fixed: red, square, moving up, black); a pair's distance is
+ * the mean over the L token positions of the L2 distance of the two embeddings. Fills
+ * res->textsep (closest pair, its distance, median pair distance) and res->text_norm. A pair
+ * the encoder maps together is a pair the UNet cannot tell apart, however long it trains.
+ * Errors: RL_E_NOMEM and those of enc. */
+rl_status rl_eval_text_separation(rl_eval_result *res, rl_eval_encode_fn enc, void *user, int L,
+                                  int D, rl_err *err);
 
 /* Runs the whole evaluation. On failure the result is freed and err says which clip failed.
  * Errors: RL_E_PARAM (bad options), RL_E_NOMEM, and whatever the source returns. */
