@@ -945,6 +945,51 @@ static void test_clipscore(rl_test *t, const char *arg)
                   strstr(e.msg, "text_projection"), "text_projection for D = 24: %s", e.msg);
 }
 
+/* The reversed clip renders as the clip played backwards, under the opposite motion word;
+ * spinning and held-out results are refused. */
+static void test_spec_reverse(rl_test *t, const char *arg)
+{
+    (void)arg;
+    enum { F = 16, S = 64 };
+    float *a = malloc(sizeof *a * 3 * F * S * S), *b = malloc(sizeof *b * 3 * F * S * S);
+    int reversed = 0, refused_spin = 0, refused_heldout = 0, worst_motion = 1;
+    double worst = 0;
+    for (uint64_t i = 0; i < 400; i++) {
+        rl_shapes_spec in, out = { .cx = -1 };
+        rl_shapes_sample(&in, 5, i, RL_SHAPES_TRAIN);
+        const rl_shapes_spec keep = out;
+        if (!rl_shapes_spec_reverse(&out, &in)) {
+            refused_spin += in.a.motion == RL_MOTION_SPINNING;
+            rl_shapes_spec r = in;
+            r.a.motion = in.a.motion ^ 1;   // left/right, up/down, growing/shrinking pairs
+            refused_heldout += in.a.motion != RL_MOTION_SPINNING && rl_shapes_attr_heldout(&r.a);
+            worst_motion &= memcmp(&out, &keep, sizeof out) == 0;   // left alone
+            continue;
+        }
+        reversed++;
+        worst_motion &= out.a.motion != in.a.motion && out.a.motion != RL_MOTION_SPINNING &&
+                        !rl_shapes_attr_heldout(&out.a);
+        if (reversed > 40) continue;   // rendering: a sample is enough
+        rl_shapes_render_f32(a, &in, F, S, S);
+        rl_shapes_render_f32(b, &out, F, S, S);
+        for (int c = 0; c < 3; c++)
+            for (int f = 0; f < F; f++)
+                for (int k = 0; k < S * S; k++) {
+                    const double d = fabs((double)a[((size_t)c * F + f) * S * S + k] -
+                                          b[((size_t)c * F + (F - 1 - f)) * S * S + k]);
+                    worst = d > worst ? d : worst;
+                }
+    }
+    rl_test_check(t, reversed > 200 && refused_spin > 20 && refused_heldout > 0,
+                  "400 clips: %d reversed, %d spinning and %d held-out results refused", reversed,
+                  refused_spin, refused_heldout);
+    rl_test_check(t, worst_motion, "reversed: the opposite motion word, never a held-out pair; "
+                  "refused: output untouched");
+    rl_test_check(t, worst < 1e-4, "frame f of the reversed clip is frame F-1-f (worst %.2g)", worst);
+    free(a);
+    free(b);
+}
+
 /* A stand-in text encoder: each word of the prompt adds a fixed vector at its token position,
  * except that "right" is read as "left" (the collapse the shipped CLIP pair shows). */
 static rl_status fake_encode(void *user, const char *prompt, float *out, rl_err *err)
@@ -1006,6 +1051,7 @@ int main(int argc, char **argv)
         { "eval_seeds", test_eval_seeds, NULL },
         { "clipscore", test_clipscore, NULL },
         { "text_separation", test_text_separation, NULL },
+        { "spec_reverse", test_spec_reverse, NULL },
         { 0 },
     });
 }

@@ -82,6 +82,12 @@ static void help(FILE *f)
 "  --t-bias P             draw time steps as T-1-floor(T u^P), u uniform: 1 is uniform, 2 puts\n"
 "                         half the samples in the noisiest quarter, where a clip's layout\n"
 "                         and motion are decided                                 [%g]\n"
+"clip:\n"
+"  --hard-negatives       every other clip of a batch is the one before it played backwards\n"
+"                         (moving left <-> right, up <-> down, growing <-> shrinking) under\n"
+"                         its own caption: without such pairs InfoNCE rarely has to tell the\n"
+"                         directions apart, and the text encoder maps them together (reel\n"
+"                         eval's text-separation rows show it)\n"
 "tokenizer:\n"
 "  --merges N             BPE merges to learn                                   [%d]\n"
 "  --max-length N         tokens per prompt, with start and end                 [%d]\n"
@@ -275,6 +281,7 @@ int rl_cmd_train(int argc, char **argv)
         }
         if (!strcmp(a, "--resume")) { o.resume = 1; continue; }
         if (!strcmp(a, "--zero-snr")) { o.zero_snr = 1; continue; }
+        if (!strcmp(a, "--hard-negatives")) { o.hard_negatives = 1; continue; }
         if (!strcmp(a, "--overfit")) { o.overfit = 1; continue; }
         if (!v) {
             fprintf(stderr, "reel: train: %s needs a value (see reel train --help)\n", a);

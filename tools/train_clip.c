@@ -168,6 +168,13 @@ static rl_status clip_batch(clip_run *r, long step, rl_err *err)
         goto done;
     }
     rl_train_specs(sp, caps, r->o->seed, step, r->B);
+    if (r->o->hard_negatives)
+        // every odd clip is the even one before it played backwards, under its own caption:
+        // pairs that differ in the direction of time alone, which a random batch of 32 almost
+        // never holds, so InfoNCE has to tell left from right, up from down
+        for (int b = 1; b < r->B; b += 2)
+            if (rl_shapes_spec_reverse(&sp[b], &sp[b - 1]))
+                rl_shapes_spec_caption(caps[b], 96, &sp[b]);
     for (int b = 0; b < r->B && !rc; b++) {
         rc = rl_bpe_encode(&r->bpe, caps[b], r->ids + (size_t)b * r->L, NULL, err);
         r->eos[b] = rl_clipt_first_eos(r->ids + (size_t)b * r->L, r->L, r->bpe.eos_id);
@@ -468,8 +475,8 @@ rl_status rl_train_clip(const rl_train_opts *o, rl_err *err)
         goto done;
     }
     char extra[200], opts[1024];
-    snprintf(extra, sizeof extra, "{\"size\": %d, \"frames_seen\": %d, \"overfit\": %d}", o->size,
-             RL_CLIP_KF, o->overfit);
+    snprintf(extra, sizeof extra, "{\"size\": %d, \"frames_seen\": %d, \"hard_negatives\": %d, "
+             "\"overfit\": %d}", o->size, RL_CLIP_KF, o->hard_negatives, o->overfit);
     rl_kv meta[RL_TRAIN_MAX_META];
     int n_meta = rl_train_common_meta(meta, opts, sizeof opts, o, cfg_text, extra);
     rl_train_loop_cfg lc;

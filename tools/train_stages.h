@@ -44,6 +44,7 @@ typedef struct {
     float cond_drop;            // unet: share of captions replaced by ""
     float snr_gamma;            // unet: Min-SNR-gamma loss weights (0: uniform)
     float t_bias;               // unet: time steps drawn as T-1-floor(T u^P) (1: uniform)
+    int hard_negatives;         // clip: odd clips of a batch are the even ones reversed
     int merges, max_length;     // tokenizer
 
     void (*report)(void *ctx, long step, long total, double loss, float lr);

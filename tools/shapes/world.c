@@ -167,6 +167,28 @@ void rl_shapes_spec_at(const rl_shapes_spec *s, int f, int F, float *cx, float *
     *angle = s->angle0 + (float)s->spin * (float)f * RL_SHAPES_SPIN_DEG * (float)(M_PI / 180.0);
 }
 
+int rl_shapes_spec_reverse(rl_shapes_spec *out, const rl_shapes_spec *in)
+{
+    static const int opposite[RL_N_MOTION] = {
+        [RL_MOTION_LEFT] = RL_MOTION_RIGHT, [RL_MOTION_RIGHT] = RL_MOTION_LEFT,
+        [RL_MOTION_UP] = RL_MOTION_DOWN, [RL_MOTION_DOWN] = RL_MOTION_UP,
+        [RL_MOTION_GROWING] = RL_MOTION_SHRINKING, [RL_MOTION_SHRINKING] = RL_MOTION_GROWING,
+        [RL_MOTION_SPINNING] = -1,
+    };
+    if (in->a.motion < 0 || in->a.motion >= RL_N_MOTION || opposite[in->a.motion] < 0) return 0;
+    rl_shapes_spec r = *in;
+    r.a.motion = opposite[in->a.motion];
+    if (!rl_shapes_attr_valid(&r.a) || rl_shapes_attr_heldout(&r.a)) return 0;
+    r.cx = in->cx + in->dx;
+    r.cy = in->cy + in->dy;
+    r.dx = -in->dx;
+    r.dy = -in->dy;
+    r.r0 = in->r1;
+    r.r1 = in->r0;
+    *out = r;
+    return 1;
+}
+
 // ---- captions ------------------------------------------------------------------------------
 
 int rl_shapes_caption(char *buf, size_t n, const rl_shapes_attr *a)

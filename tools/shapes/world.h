@@ -100,6 +100,12 @@ rl_status rl_shapes_spec_from_attr(rl_shapes_spec *s, const rl_shapes_attr *a, u
 void rl_shapes_spec_at(const rl_shapes_spec *s, int f, int F, float *cx, float *cy, float *r,
                        float *angle);
 
+/* The clip played backwards, as a clip of the world: moving left <-> right, up <-> down,
+ * growing <-> shrinking (start and end swapped, so frame f of *out is frame F - 1 - f of *in).
+ * Returns 0 (and leaves *out alone) when that clip has the same caption (spinning) or is a
+ * held-out combination: the trainer's hard negatives (`reel train clip --hard-negatives`). */
+int rl_shapes_spec_reverse(rl_shapes_spec *out, const rl_shapes_spec *in);
+
 // ---- captions ------------------------------------------------------------------------------
 
 /* Writes "a {color} {shape} {motion} on a {background} background" (or without the
