@@ -96,6 +96,8 @@ static void help(FILE *f)
 "  reel train tokenizer --out M\n"
 "  reel train vae  --out M --steps 4000\n"
 "  reel train clip --out M --steps 3000\n"
+"                  (add --hard-negatives for a new model: the shipped pair, made without it,\n"
+"                  cannot tell left from right; see the model card)\n"
 "  reel train unet --out M --stage image --steps 12000 --batch 16 --lr 1e-3 --warmup 500 \\\n"
 "                  --prediction v_prediction --zero-snr\n"
 "  cp -r M M_image\n"
