@@ -133,15 +133,16 @@ static rl_status model_gen(void *user, const rl_eval_req *req, uint8_t *frames, 
 }
 #endif
 
-/* `reel eval FILE...`: each clip decoded (any video FFmpeg reads), analysed and, when its
- * metadata (or --prompt) holds a shapes-world caption, scored against it. */
 #ifdef RL_HAVE_CMD_GENERATE
+/* The model's text embeddings (rl_eval_text_separation's encoder). */
 static rl_status encode_text(void *user, const char *prompt, float *out, rl_err *err)
 {
     return rl_encode_prompt((rl_ctx *)user, prompt, out, err);
 }
 #endif
 
+/* `reel eval FILE...`: each clip decoded (any video FFmpeg reads), analysed and, when its
+ * metadata (or --prompt) holds a shapes-world caption, scored against it. */
 static int eval_files(const char *const *files, int n, const char *prompt, int json)
 {
     rl_eval_clip *clips = calloc((size_t)n, sizeof *clips);

@@ -19,7 +19,23 @@ static const char *const attr_name[RL_EVAL_N_ATTR] = {
 };
 static const char *const set_name[2] = { "in-distribution", "held-out pairs" };
 
-static const char *attr_value_name(int k, int v);   // the word for value v of attribute k
+// JSON keys and labels of the attributes RL_EVAL_BG .. RL_EVAL_ALL
+static const char *const attr_key[RL_EVAL_N_ATTR] = { "background", "colour", "shape", "motion",
+                                                      "all" };
+
+// The field of a that holds attribute k (RL_EVAL_BG .. RL_EVAL_MOTION).
+static int *attr_field(rl_shapes_attr *a, int k)
+{
+    return k == RL_EVAL_BG ? &a->bg : k == RL_EVAL_COLOR ? &a->color
+         : k == RL_EVAL_SHAPE ? &a->shape : &a->motion;
+}
+
+// The word for value v of attribute k.
+static const char *attr_value_name(int k, int v)
+{
+    return k == RL_EVAL_BG ? rl_shapes_bg_name[v] : k == RL_EVAL_COLOR ? rl_shapes_color_name[v]
+         : k == RL_EVAL_SHAPE ? rl_shapes_shape_name[v] : rl_shapes_motion_name[v];
+}
 
 static double now(void)
 {
@@ -470,7 +486,6 @@ void rl_eval_print_table(FILE *f, const rl_eval_result *res)
     }
     fprintf(f, "%-34s %.4f\n", "seconds per clip", res->sec_per_clip);
     if (res->has_textsep) {
-        static const char *const key[RL_EVAL_ALL] = { "background", "colour", "shape", "motion" };
         fprintf(f, "\ntext separation: captions differing in one attribute, mean L2 distance of "
                 "the text\nencoder's last hidden states per token (|h| %.2f); a pair near 0 is "
                 "one the UNet cannot tell apart\n", res->text_norm);
@@ -478,7 +493,7 @@ void rl_eval_print_table(FILE *f, const rl_eval_result *res)
             char pair[64];
             snprintf(pair, sizeof pair, "%s / %s", attr_value_name(k, res->textsep[k].a),
                      attr_value_name(k, res->textsep[k].b));
-            fprintf(f, "  %-12s closest %-28s %6.3f   median pair %6.3f\n", key[k], pair,
+            fprintf(f, "  %-12s closest %-28s %6.3f   median pair %6.3f\n", attr_key[k], pair,
                     res->textsep[k].min, res->textsep[k].median);
         }
     }
@@ -506,11 +521,8 @@ static void json_num(FILE *f, double v)
 // The word for attribute k (RL_EVAL_BG .. RL_EVAL_MOTION) of a; NULL when unset.
 static const char *attr_word(int k, const rl_shapes_attr *a)
 {
-    const int v = k == RL_EVAL_BG ? a->bg : k == RL_EVAL_COLOR ? a->color
-                : k == RL_EVAL_SHAPE ? a->shape : a->motion;
-    if (v < 0) return NULL;
-    return k == RL_EVAL_BG ? rl_shapes_bg_name[v] : k == RL_EVAL_COLOR ? rl_shapes_color_name[v]
-         : k == RL_EVAL_SHAPE ? rl_shapes_shape_name[v] : rl_shapes_motion_name[v];
+    const int v = *attr_field((rl_shapes_attr *)a, k);
+    return v < 0 ? NULL : attr_value_name(k, v);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -525,13 +537,29 @@ static int attr_count(int k)
          : k == RL_EVAL_SHAPE ? RL_N_SHAPE : RL_N_MOTION;
 }
 
+/* Mean over the L token positions of |a_t - b_t| (b NULL: |a_t|); a, b (L, D). */
+static double token_l2(const float *a, const float *b, int L, int D)
+{
+    double sum = 0;
+    for (int t = 0; t < L; t++) {
+        double s2 = 0;
+        for (int c = 0; c < D; c++) {
+            const double x = (double)a[(size_t)t * D + c] - (b ? b[(size_t)t * D + c] : 0.0f);
+            s2 += x * x;
+        }
+        sum += sqrt(s2);
+    }
+    return sum / L;
+}
+
 rl_status rl_eval_text_separation(rl_eval_result *res, rl_eval_encode_fn enc, void *user, int L,
                                   int D, rl_err *err)
 {
     enum { MAXV = 16 };
     const rl_shapes_attr base = { .bg = RL_BG_BLACK, .color = RL_COLOR_RED,
                                   .shape = RL_SHAPE_SQUARE, .motion = RL_MOTION_UP };
-    float *h = malloc(sizeof *h * (size_t)MAXV * L * D);
+    const size_t per = (size_t)L * D;
+    float *h = malloc(sizeof *h * MAXV * per);
     if (!h) return rl_errf(err, RL_E_NOMEM, "eval: out of memory for text embeddings");
     rl_status rc = RL_OK;
     double norm = 0;
@@ -539,40 +567,20 @@ rl_status rl_eval_text_separation(rl_eval_result *res, rl_eval_encode_fn enc, vo
         const int n = attr_count(k);
         for (int v = 0; v < n && rc == RL_OK; v++) {
             rl_shapes_attr a = base;
-            int *field = k == RL_EVAL_BG ? &a.bg : k == RL_EVAL_COLOR ? &a.color
-                       : k == RL_EVAL_SHAPE ? &a.shape : &a.motion;
-            *field = v;
-            char text[160];
-            snprintf(text, sizeof text, "a %s %s %s on a %s background", rl_shapes_color_name[a.color],
-                     rl_shapes_shape_name[a.shape], rl_shapes_motion_name[a.motion],
-                     rl_shapes_bg_name[a.bg]);
-            rc = enc(user, text, h + (size_t)v * L * D, err);
+            *attr_field(&a, k) = v;
+            char text[96];
+            rl_shapes_caption(text, sizeof text, &a);
+            rc = enc(user, text, h + (size_t)v * per, err);
         }
         if (rc) break;
+        if (k == 0)
+            for (int i = 0; i < n; i++) norm += token_l2(h + (size_t)i * per, NULL, L, D) / n;
         double pairs[MAXV * MAXV];
         int np = 0;
         res->textsep[k].min = INFINITY;
-        for (int i = 0; i < n; i++) {
-            if (k == 0)
-                for (int t = 0; t < L; t++) {
-                    double s2 = 0;
-                    for (int c = 0; c < D; c++) {
-                        const double x = h[((size_t)i * L + t) * D + c];
-                        s2 += x * x;
-                    }
-                    norm += sqrt(s2) / ((double)n * L);
-                }
+        for (int i = 0; i < n; i++)
             for (int j = i + 1; j < n; j++) {
-                double d = 0;
-                for (int t = 0; t < L; t++) {
-                    double s2 = 0;
-                    for (int c = 0; c < D; c++) {
-                        const double x = (double)h[((size_t)i * L + t) * D + c] -
-                                         h[((size_t)j * L + t) * D + c];
-                        s2 += x * x;
-                    }
-                    d += sqrt(s2) / L;
-                }
+                const double d = token_l2(h + (size_t)i * per, h + (size_t)j * per, L, D);
                 pairs[np++] = d;
                 if (d < res->textsep[k].min) {
                     res->textsep[k].min = d;
@@ -580,7 +588,6 @@ rl_status rl_eval_text_separation(rl_eval_result *res, rl_eval_encode_fn enc, vo
                     res->textsep[k].b = j;
                 }
             }
-        }
         qsort(pairs, (size_t)np, sizeof *pairs, cmp_double);
         res->textsep[k].median = np % 2 ? pairs[np / 2] : 0.5 * (pairs[np / 2 - 1] + pairs[np / 2]);
     }
@@ -592,17 +599,10 @@ rl_status rl_eval_text_separation(rl_eval_result *res, rl_eval_encode_fn enc, vo
     return rc;
 }
 
-static const char *attr_value_name(int k, int v)
-{
-    return k == RL_EVAL_BG ? rl_shapes_bg_name[v] : k == RL_EVAL_COLOR ? rl_shapes_color_name[v]
-         : k == RL_EVAL_SHAPE ? rl_shapes_shape_name[v] : rl_shapes_motion_name[v];
-}
-
 static void json_attr(FILE *f, const rl_shapes_attr *a)
 {
-    static const char *const key[RL_EVAL_ALL] = { "background", "colour", "shape", "motion" };
     for (int k = 0; k < RL_EVAL_ALL; k++) {
-        fprintf(f, "%s\"%s\": ", k ? ", " : "{", key[k]);
+        fprintf(f, "%s\"%s\": ", k ? ", " : "{", attr_key[k]);
         if (attr_word(k, a)) json_str(f, attr_word(k, a));
         else fprintf(f, "null");
     }
@@ -623,8 +623,6 @@ static void json_verdict(FILE *f, const rl_eval_clip *c)
 
 void rl_eval_print_json(FILE *f, const rl_eval_result *res)
 {
-    static const char *const key[RL_EVAL_N_ATTR] = { "background", "colour", "shape", "motion",
-                                                     "all" };
     static const char *const set_key[2] = { "in_distribution", "held_out" };
     fprintf(f, "{\n  \"source\": ");
     json_str(f, res->source);
@@ -633,7 +631,7 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res)
     for (int s = 0; s < 2; s++) {
         fprintf(f, "%s\n    \"%s\": {", s ? "," : "", set_key[s]);
         for (int k = 0; k < RL_EVAL_N_ATTR; k++) {
-            fprintf(f, "%s\"%s\": {\"rate\": ", k ? ", " : "", key[k]);
+            fprintf(f, "%s\"%s\": {\"rate\": ", k ? ", " : "", attr_key[k]);
             if (res->scored[s][k]) fprintf(f, "%.6f", (double)res->right[s][k] / res->scored[s][k]);
             else fprintf(f, "null");
             fprintf(f, ", \"n\": %d}", res->scored[s][k]);
@@ -687,10 +685,9 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res)
         fprintf(f, "]},\n");
     }
     if (res->has_textsep) {
-        static const char *const key[RL_EVAL_ALL] = { "background", "colour", "shape", "motion" };
         fprintf(f, "  \"text_separation\": {\"norm\": %.6f", res->text_norm);
         for (int k = 0; k < RL_EVAL_ALL; k++) {
-            fprintf(f, ", \"%s\": {\"closest\": [", key[k]);
+            fprintf(f, ", \"%s\": {\"closest\": [", attr_key[k]);
             json_str(f, attr_value_name(k, res->textsep[k].a));
             fprintf(f, ", ");
             json_str(f, attr_value_name(k, res->textsep[k].b));
@@ -944,10 +941,8 @@ void rl_eval_print_files(FILE *f, const rl_eval_clip *clips, const char *const *
             fprintf(f, "}");
         }
         fprintf(f, "\n  ],\n  \"adherence\": {");
-        static const char *const key[RL_EVAL_N_ATTR] = { "background", "colour", "shape",
-                                                         "motion", "all" };
         for (int k = 0; k < RL_EVAL_N_ATTR; k++) {
-            fprintf(f, "%s\"%s\": ", k ? ", " : "", key[k]);
+            fprintf(f, "%s\"%s\": ", k ? ", " : "", attr_key[k]);
             json_num(f, scored[k] ? (double)right[k] / scored[k] : NAN);
         }
         fprintf(f, "},\n  \"persistence\": ");
