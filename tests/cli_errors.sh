@@ -99,6 +99,10 @@ expect 4 "text_encoder/config.json" "$O" -- "${G[@]}" --model "$TMP/noconf" -o "
 mkdir "$TMP/empty_model"
 expect 4 "model_index.json"     "$O" -- "${G[@]}" --model "$TMP/empty_model" -o "$O"
 
+echo "[reel train: 2 bad option]"
+expect 2 "unknown kind 'colour'" "$TMP/neg" -- train clip --out "$TMP/neg" --hard-negatives=motion,colour
+expect 2 "at least one kind"     "$TMP/neg" -- train clip --out "$TMP/neg" --hard-negatives=
+
 echo "[reel train --plot: 2 bad option, 3 bad log or unwritable image]"
 P=$TMP/loss.png
 expect 2 "at least one loss log" "$P" -- train --plot -o "$P"

@@ -990,6 +990,41 @@ static void test_spec_reverse(rl_test *t, const char *arg)
     free(b);
 }
 
+static void test_spec_swap_shape(rl_test *t, const char *arg)
+{
+    (void)arg;
+    int swapped = 0, refused = 0, ok = 1, seen[RL_N_SHAPE][RL_N_SHAPE] = { { 0 } };
+    for (uint64_t i = 0; i < 400; i++) {
+        rl_shapes_spec in, out = { .cx = -1 };
+        rl_shapes_sample(&in, 7, i, RL_SHAPES_TRAIN);
+        const rl_shapes_spec keep = out;
+        if (!rl_shapes_spec_swap_shape(&out, &in, (int)i)) {
+            refused++;
+            ok &= memcmp(&out, &keep, sizeof out) == 0;   // left alone
+            continue;
+        }
+        swapped++;
+        seen[in.a.shape][out.a.shape]++;
+        rl_shapes_spec same = out;
+        same.a.shape = in.a.shape;   // everything but the shape is the input's
+        ok &= out.a.shape != in.a.shape && rl_shapes_attr_valid(&out.a) &&
+              !rl_shapes_attr_heldout(&out.a) && memcmp(&same, &in, sizeof in) == 0;
+    }
+    int pairs = 0;
+    for (int a = 0; a < RL_N_SHAPE; a++)
+        for (int b = 0; b < RL_N_SHAPE; b++) pairs += seen[a][b] > 0;
+    rl_test_check(t, swapped > 350 && pairs >= 10,
+                  "400 clips: %d given another shape (%d of 12 ordered shape pairs), %d refused",
+                  swapped, pairs, refused);
+    rl_test_check(t, ok, "swapped: another shape, the rest of the clip unchanged, never a "
+                  "held-out or impossible clip; refused: output untouched");
+    rl_shapes_spec spin = { .a = { RL_BG_BLACK, RL_COLOR_RED, RL_SHAPE_SQUARE, RL_MOTION_SPINNING } }, o;
+    int never_circle = 1;
+    for (int k = 0; k < 6; k++)
+        never_circle &= rl_shapes_spec_swap_shape(&o, &spin, k) && o.a.shape != RL_SHAPE_CIRCLE;
+    rl_test_check(t, never_circle, "a spinning square never becomes a spinning circle");
+}
+
 /* A stand-in text encoder: each word of the prompt adds a fixed vector at its token position,
  * except that "right" is read as "left" (the collapse the shipped CLIP pair shows). */
 static rl_status fake_encode(void *user, const char *prompt, float *out, rl_err *err)
@@ -1052,6 +1087,7 @@ int main(int argc, char **argv)
         { "clipscore", test_clipscore, NULL },
         { "text_separation", test_text_separation, NULL },
         { "spec_reverse", test_spec_reverse, NULL },
+        { "spec_swap_shape", test_spec_swap_shape, NULL },
         { 0 },
     });
 }

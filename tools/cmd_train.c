@@ -83,11 +83,14 @@ static void help(FILE *f)
 "                         half the samples in the noisiest quarter, where a clip's layout\n"
 "                         and motion are decided                                 [%g]\n"
 "clip:\n"
-"  --hard-negatives       every other clip of a batch is the one before it played backwards\n"
-"                         (moving left <-> right, up <-> down, growing <-> shrinking) under\n"
-"                         its own caption: without such pairs InfoNCE rarely has to tell the\n"
-"                         directions apart, and the text encoder maps them together (reel\n"
-"                         eval's text-separation rows show it)\n"
+"  --hard-negatives[=KINDS]  every other clip of a batch is the one before it changed in one\n"
+"                         attribute, under its own caption. KINDS, comma-separated:\n"
+"                           motion  played backwards (moving left <-> right, up <-> down,\n"
+"                                   growing <-> shrinking); the default\n"
+"                           shape   the same clip with another shape\n"
+"                         with both, pairs alternate. Without such pairs InfoNCE rarely has to\n"
+"                         tell the directions (or triangle and star) apart, and the text\n"
+"                         encoder maps them together (reel eval's text-separation rows show it)\n"
 "tokenizer:\n"
 "  --merges N             BPE merges to learn                                   [%d]\n"
 "  --max-length N         tokens per prompt, with start and end                 [%d]\n"
@@ -135,6 +138,34 @@ static void note(void *ctx, const char *msg)
     reporter *r = ctx;
     rl_progress_done(&r->pr);
     fprintf(stderr, "reel: %s\n", msg);
+}
+
+/* "motion,shape" -> RL_NEG_* bits; 1 (after a message) on an unknown or empty list. */
+static int parse_negatives(const char *list, int *bits)
+{
+    static const struct { const char *name; int bit; } kinds[] = {
+        { "motion", RL_NEG_MOTION }, { "shape", RL_NEG_SHAPE },
+    };
+    int out = 0;
+    for (const char *p = list; *p;) {
+        const size_t n = strcspn(p, ",");
+        int bit = 0;
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+            if (n == strlen(kinds[k].name) && !strncmp(p, kinds[k].name, n)) bit = kinds[k].bit;
+        if (!bit) {
+            fprintf(stderr, "reel: train: --hard-negatives: unknown kind '%.*s' (motion, shape)\n",
+                    (int)n, p);
+            return 1;
+        }
+        out |= bit;
+        p += n + (p[n] == ',');
+    }
+    if (!out) {
+        fprintf(stderr, "reel: train: --hard-negatives=: name at least one kind (motion, shape)\n");
+        return 1;
+    }
+    *bits = out;
+    return 0;
 }
 
 static void plot_help(FILE *f)
@@ -283,7 +314,11 @@ int rl_cmd_train(int argc, char **argv)
         }
         if (!strcmp(a, "--resume")) { o.resume = 1; continue; }
         if (!strcmp(a, "--zero-snr")) { o.zero_snr = 1; continue; }
-        if (!strcmp(a, "--hard-negatives")) { o.hard_negatives = 1; continue; }
+        if (!strcmp(a, "--hard-negatives")) { o.hard_negatives = RL_NEG_MOTION; continue; }
+        if (!strncmp(a, "--hard-negatives=", 17)) {
+            if (parse_negatives(a + 17, &o.hard_negatives)) return RL_EXIT_USAGE;
+            continue;
+        }
         if (!strcmp(a, "--overfit")) { o.overfit = 1; continue; }
         if (!v) {
             fprintf(stderr, "reel: train: %s needs a value (see reel train --help)\n", a);

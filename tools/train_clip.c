@@ -168,13 +168,23 @@ static rl_status clip_batch(clip_run *r, long step, rl_err *err)
         goto done;
     }
     rl_train_specs(sp, caps, r->o->seed, step, r->B);
-    if (r->o->hard_negatives)
-        // every odd clip is the even one before it played backwards, under its own caption:
-        // pairs that differ in the direction of time alone, which a random batch of 32 almost
-        // never holds, so InfoNCE has to tell left from right, up from down
-        for (int b = 1; b < r->B; b += 2)
-            if (rl_shapes_spec_reverse(&sp[b], &sp[b - 1]))
-                rl_shapes_spec_caption(caps[b], 96, &sp[b]);
+    // hard negatives: every odd clip is the even one before it changed in one attribute, under
+    // its own caption. A random batch of 32 almost never holds two clips that differ in the
+    // direction of time alone (or the shape alone), so without them InfoNCE never has to tell
+    // left from right, up from down, a triangle from a star. With both kinds, pairs alternate.
+    int kinds[2], nk = 0;
+    if (r->o->hard_negatives & RL_NEG_MOTION) kinds[nk++] = RL_NEG_MOTION;
+    if (r->o->hard_negatives & RL_NEG_SHAPE) kinds[nk++] = RL_NEG_SHAPE;
+    for (int b = 1; nk && b < r->B; b += 2) {
+        int done = 0;
+        for (int j = 0; j < nk && !done; j++) {
+            const int kind = kinds[((b / 2) + j) % nk];
+            done = kind == RL_NEG_MOTION
+                       ? rl_shapes_spec_reverse(&sp[b], &sp[b - 1])
+                       : rl_shapes_spec_swap_shape(&sp[b], &sp[b - 1], (int)((step + b / 2) % 3));
+        }
+        if (done) rl_shapes_spec_caption(caps[b], 96, &sp[b]);
+    }
     for (int b = 0; b < r->B && !rc; b++) {
         rc = rl_bpe_encode(&r->bpe, caps[b], r->ids + (size_t)b * r->L, NULL, err);
         r->eos[b] = rl_clipt_first_eos(r->ids + (size_t)b * r->L, r->L, r->bpe.eos_id);

@@ -20,6 +20,8 @@
 #include "core/err.h"
 
 typedef enum { RL_UNET_STAGE_IMAGE, RL_UNET_STAGE_MOTION, RL_UNET_STAGE_JOINT } rl_unet_stage;
+/* Kinds of hard negatives for the CLIP stage (bits of rl_train_opts.hard_negatives). */
+enum { RL_NEG_MOTION = 1, RL_NEG_SHAPE = 2 };
 
 typedef struct {
     const char *out;            // model folder (created when missing)
@@ -44,7 +46,8 @@ typedef struct {
     float cond_drop;            // unet: share of captions replaced by ""
     float snr_gamma;            // unet: Min-SNR-gamma loss weights (0: uniform)
     float t_bias;               // unet: time steps drawn as T-1-floor(T u^P) (1: uniform)
-    int hard_negatives;         // clip: odd clips of a batch are the even ones reversed
+    int hard_negatives;         // clip: RL_NEG_* bits: odd clips of a batch are the even ones
+                                // reversed (motion) or with another shape (shape)
     int merges, max_length;     // tokenizer
 
     void (*report)(void *ctx, long step, long total, double loss, float lr);

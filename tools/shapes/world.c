@@ -189,6 +189,21 @@ int rl_shapes_spec_reverse(rl_shapes_spec *out, const rl_shapes_spec *in)
     return 1;
 }
 
+int rl_shapes_spec_swap_shape(rl_shapes_spec *out, const rl_shapes_spec *in, int k)
+{
+    if (in->a.shape < 0 || in->a.shape >= RL_N_SHAPE) return 0;
+    // the other shapes in turn from the k-th: the first valid, trained combination
+    for (int j = 0; j < RL_N_SHAPE - 1; j++) {
+        rl_shapes_spec r = *in;
+        const int step = 1 + (int)(((unsigned)k + (unsigned)j) % (RL_N_SHAPE - 1));
+        r.a.shape = (in->a.shape + step) % RL_N_SHAPE;
+        if (!rl_shapes_attr_valid(&r.a) || rl_shapes_attr_heldout(&r.a)) continue;
+        *out = r;
+        return 1;
+    }
+    return 0;
+}
+
 // ---- captions ------------------------------------------------------------------------------
 
 int rl_shapes_caption(char *buf, size_t n, const rl_shapes_attr *a)

@@ -106,6 +106,12 @@ void rl_shapes_spec_at(const rl_shapes_spec *s, int f, int F, float *cx, float *
  * held-out combination: the trainer's hard negatives (`reel train clip --hard-negatives`). */
 int rl_shapes_spec_reverse(rl_shapes_spec *out, const rl_shapes_spec *in);
 
+/* The same clip (geometry, colour, background, motion) with another shape: the k-th of the
+ * other shapes in turn (k any int), skipping combinations that do not exist or are held out.
+ * Returns 0 (and leaves *out alone) when no shape qualifies. The trainer's shape negatives
+ * (`reel train clip --hard-negatives=shape`): pairs that differ in shape alone. */
+int rl_shapes_spec_swap_shape(rl_shapes_spec *out, const rl_shapes_spec *in, int k);
+
 // ---- captions ------------------------------------------------------------------------------
 
 /* Writes "a {color} {shape} {motion} on a {background} background" (or without the
