@@ -346,8 +346,6 @@ int rl_cmd_eval(int argc, char **argv)
         rc = rl_eval_text_separation(&res, encode_text, m.ctx, mi.text_len, mi.text_dim, &err);
         if (rc) rl_eval_result_free(&res);
     }
-#endif
-#ifdef RL_HAVE_CMD_GENERATE
     rl_ctx_close(&m.ctx);
 #endif
     rl_clipscore_close(&clip);

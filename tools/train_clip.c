@@ -181,7 +181,8 @@ static rl_status clip_batch(clip_run *r, long step, rl_err *err)
             const int kind = kinds[((b / 2) + j) % nk];
             done = kind == RL_NEG_MOTION
                        ? rl_shapes_spec_reverse(&sp[b], &sp[b - 1])
-                       : rl_shapes_spec_swap_shape(&sp[b], &sp[b - 1], (int)((step + b / 2) % 3));
+                       : rl_shapes_spec_swap_shape(&sp[b], &sp[b - 1],
+                                                   (int)((step + b / 2) % (RL_N_SHAPE - 1)));
         }
         if (done) rl_shapes_spec_caption(caps[b], 96, &sp[b]);
     }

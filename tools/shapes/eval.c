@@ -30,11 +30,21 @@ static int *attr_field(rl_shapes_attr *a, int k)
          : k == RL_EVAL_SHAPE ? &a->shape : &a->motion;
 }
 
+// The words of attribute k (RL_EVAL_BG .. RL_EVAL_MOTION) and how many there are.
+static const struct {
+    const char *const *name;
+    int n;
+} attr_values[RL_EVAL_ALL] = {
+    [RL_EVAL_BG] = { rl_shapes_bg_name, RL_N_BG },
+    [RL_EVAL_COLOR] = { rl_shapes_color_name, RL_N_COLOR },
+    [RL_EVAL_SHAPE] = { rl_shapes_shape_name, RL_N_SHAPE },
+    [RL_EVAL_MOTION] = { rl_shapes_motion_name, RL_N_MOTION },
+};
+
 // The word for value v of attribute k.
 static const char *attr_value_name(int k, int v)
 {
-    return k == RL_EVAL_BG ? rl_shapes_bg_name[v] : k == RL_EVAL_COLOR ? rl_shapes_color_name[v]
-         : k == RL_EVAL_SHAPE ? rl_shapes_shape_name[v] : rl_shapes_motion_name[v];
+    return attr_values[k].name[v];
 }
 
 static double now(void)
@@ -531,12 +541,6 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int attr_count(int k)
-{
-    return k == RL_EVAL_BG ? RL_N_BG : k == RL_EVAL_COLOR ? RL_N_COLOR
-         : k == RL_EVAL_SHAPE ? RL_N_SHAPE : RL_N_MOTION;
-}
-
 /* Mean over the L token positions of |a_t - b_t| (b NULL: |a_t|); a, b (L, D). */
 static double token_l2(const float *a, const float *b, int L, int D)
 {
@@ -564,7 +568,7 @@ rl_status rl_eval_text_separation(rl_eval_result *res, rl_eval_encode_fn enc, vo
     rl_status rc = RL_OK;
     double norm = 0;
     for (int k = 0; k < RL_EVAL_ALL && rc == RL_OK; k++) {
-        const int n = attr_count(k);
+        const int n = attr_values[k].n;
         for (int v = 0; v < n && rc == RL_OK; v++) {
             rl_shapes_attr a = base;
             *attr_field(&a, k) = v;
