@@ -391,7 +391,8 @@ rl_status rl_tblock_bind(rl_tblock *l, rl_weights *ws, const char *prefix, const
     char p[256];
     const int C = cfg->C;
     const float eps = cfg->ln_eps > 0 ? cfg->ln_eps : 1e-5f;
-    *l = (rl_tblock){ .C = C, .pe_len = cfg->pe_len };
+    *l = (rl_tblock){ .C = C, .pe_len = cfg->pe_len,
+                      .pe_scale = cfg->pe_scale > 0.0f ? cfg->pe_scale : 1.0f };
     if (cfg->NH * cfg->HS != C)
         return rl_errf(err, RL_E_PARAM, "%s: %d heads x %d != dim %d", prefix, cfg->NH, cfg->HS, C);
     rl_weights_name(p, sizeof p, prefix, "norm1");
@@ -446,6 +447,7 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
         } else {
             float *t = rl_arena_take(arena, (size_t)T * C);
             rl_sinusoidal_pe_table(t, T, C);
+            if (l->pe_scale != 1.0f) rl_scale_fwd(t, t, l->pe_scale, (size_t)T * C);
             pe = t;
         }
     }

@@ -201,6 +201,7 @@ typedef struct {
     int pe_len;                 // num_positional_embeddings (0 = none)
     const float *pe;            // (1, pe_len, C) '<prefix>.pos_embed.pe' when stored, else NULL
                                 // (then computed: diffusers' buffer holds the same values)
+    float pe_scale;             // scale of the computed table (1 but in training)
 } rl_tblock;
 
 typedef struct {
@@ -211,6 +212,7 @@ typedef struct {
     int attn_bias;              // attention_bias (to_q/k/v bias)
     int ff_inner;               // 0: 4 * C
     int pe_len;                 // sinusoidal positional embedding length (0: none)
+    float pe_scale;             // the computed table's scale (0: 1) when none is stored
     float ln_eps;               // 1e-5
 } rl_tblock_cfg;
 

@@ -30,7 +30,8 @@ static rl_status bind_motion(rl_motion *m, rl_weights *ws, const char *prefix,
                              const rl_unet_cfg *c, int C, int heads, int layers, rl_err *err)
 {
     rl_motion_cfg mc = { .C = C, .NH = heads, .G = c->norm_num_groups, .n_layers = layers,
-                         .max_seq = c->motion_max_seq, .Ckv = 0, .double_self = 1 };
+                         .max_seq = c->motion_max_seq, .Ckv = 0, .double_self = 1,
+                         .pe_scale = c->pe_scale };
     return rl_motion_bind(m, ws, prefix, &mc, err);
 }
 

@@ -63,6 +63,9 @@ typedef struct {
     int motion_xf_layers[RL_UNET_MAX_BLOCKS];      // temporal_transformer_layers_per_block (down)
     int motion_xf_layers_up[RL_UNET_MAX_BLOCKS];   // (up order)
     int motion_max_seq;                  // motion_max_seq_length
+    float pe_scale;                      // not a config key: the trainer's scale of the motion
+                                         // modules' positional tables when a model stores none
+                                         // (0: 1, diffusers' table)
     int motion_mid;                      // use_motion_mid_block
     int motion_mid_xf_layers;            // temporal_transformer_layers_per_mid_block
 } rl_unet_cfg;

@@ -27,7 +27,8 @@ rl_status rl_motion_bind(rl_motion *m, rl_weights *ws, const char *prefix,
     RL_TRY(rl_fc_bind(&m->proj_out, ws, p, m->inner, cfg->C, 1, err));
     rl_tblock_cfg bc = { .C = m->inner, .NH = m->NH, .HS = m->HS, .Ckv = cfg->Ckv,
                          .double_self = cfg->double_self, .attn_bias = 0,
-                         .pe_len = cfg->max_seq, .ln_eps = 1e-5f };
+                         .pe_len = cfg->max_seq, .ln_eps = 1e-5f,
+                         .pe_scale = cfg->pe_scale };
     RL_TRY(rl_tblock_stack_bind(&m->blocks, ws, prefix, cfg->n_layers, &bc, err));
     m->n_blocks = cfg->n_layers;
     return RL_OK;

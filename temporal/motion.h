@@ -24,6 +24,7 @@ typedef struct {
     int max_seq;        // num_positional_embeddings (motion_max_seq_length); frames <= max_seq
     int Ckv;            // temporal cross-attention dim (0: none, the AnimateDiff default)
     int double_self;    // attn2 is a self-attention (1 in every released motion module)
+    float pe_scale;     // positional table scale when none is stored (0: 1)
 } rl_motion_cfg;
 
 typedef struct {

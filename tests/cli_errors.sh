@@ -102,6 +102,7 @@ expect 4 "model_index.json"     "$O" -- "${G[@]}" --model "$TMP/empty_model" -o 
 echo "[reel train: 2 bad option]"
 expect 2 "unknown kind 'colour'" "$TMP/neg" -- train clip --out "$TMP/neg" --hard-negatives=motion,colour
 expect 2 "at least one kind"     "$TMP/neg" -- train clip --out "$TMP/neg" --hard-negatives=
+expect 2 "centre-paths.*0 to 1"  "$TMP/neg" -- train unet --out "$TMP/neg" --centre-paths 1.5
 
 echo "[reel train --plot: 2 bad option, 3 bad log or unwritable image]"
 P=$TMP/loss.png

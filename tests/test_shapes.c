@@ -1025,6 +1025,50 @@ static void test_spec_swap_shape(rl_test *t, const char *arg)
     rl_test_check(t, never_circle, "a spinning square never becomes a spinning circle");
 }
 
+static void test_spec_centre(rl_test *t, const char *arg)
+{
+    (void)arg;
+    uint8_t *clip = rl_test_alloc(t, CLIP_BYTES);
+    double worst_mid = 0.0, worst_inside = 1e9;
+    int same = 1, seen = 0, analysed = 0;
+    for (uint64_t i = 0; i < 300; i++) {
+        rl_shapes_spec in, c;
+        rl_shapes_sample(&in, 11, i, RL_SHAPES_ANY);
+        c = in;
+        rl_shapes_spec_centre(&c);
+        rl_shapes_spec keep = c;   // all but the start position is the input's
+        keep.cx = in.cx;
+        keep.cy = in.cy;
+        same &= memcmp(&keep, &in, sizeof in) == 0;
+        const float mx = c.cx + 0.5f * c.dx, my = c.cy + 0.5f * c.dy;
+        worst_mid = fmax(worst_mid, fmax(fabs(mx - 32.0), fabs(my - 32.0)));
+        for (int f = 0; f < F; f++) {   // distance of the circumcircle to the nearest edge
+            float x, y, r, ang;
+            rl_shapes_spec_at(&c, f, F, &x, &y, &r, &ang);
+            worst_inside = fmin(worst_inside, fmin(fmin(x - r, RL_SHAPES_REF - x - r),
+                                                   fmin(y - r, RL_SHAPES_REF - y - r)));
+        }
+        if (i % 10) continue;   // the analyser reads the same attributes off the moved clip
+        seen++;
+        rl_shapes_render_u8(clip, &c, F, H, W);
+        rl_shapes_analysis a;
+        rl_err e = { 0 };
+        if (rl_shapes_analyze(&a, clip, F, H, W, NULL, &e) != RL_OK) {
+            rl_test_fail(t, "clip %d: %s", (int)i, e.msg);
+            return;
+        }
+        analysed += a.a.motion == c.a.motion && a.a.color == c.a.color && a.a.bg == c.a.bg &&
+                    a.persistent;
+    }
+    rl_test_check(t, same, "centred: only the start position changes");
+    rl_test_check(t, worst_mid < 1e-4, "300 clips: the path's midpoint is the frame centre "
+                  "(worst %.2g px off)", worst_mid);
+    rl_test_check(t, worst_inside >= 1.0, "the shape stays inside the frame in every frame "
+                  "(closest %.1f px from an edge)", worst_inside);
+    rl_test_check(t, analysed >= seen - 1, "%d of %d centred clips analysed as their caption "
+                  "says (background, colour, motion, one object)", analysed, seen);
+}
+
 /* A stand-in text encoder: each word of the prompt adds a fixed vector at its token position,
  * except that "right" is read as "left" (the collapse the shipped CLIP pair shows). */
 static rl_status fake_encode(void *user, const char *prompt, float *out, rl_err *err)
@@ -1088,6 +1132,7 @@ int main(int argc, char **argv)
         { "text_separation", test_text_separation, NULL },
         { "spec_reverse", test_spec_reverse, NULL },
         { "spec_swap_shape", test_spec_swap_shape, NULL },
+        { "spec_centre", test_spec_centre, NULL },
         { 0 },
     });
 }

@@ -519,6 +519,7 @@ static void test_unet_learns(rl_test *t, const char *arg)
     o.frames = 4;
     o.batch = 1;
     o.steps = 15;
+    o.pe_scale = 3.0f;   // --pe-scale: trained with, and stored as, 3 x diffusers' table
     if (!RL_CHECK(t, rl_train_unet(&o, &err) == RL_OK)) goto fail;
     n = read_losses(rl_train_join(p, sizeof p, o.out, "train/unet-motion.csv"), l, 64);
     falls(t, "unet motion stage", l, n);
@@ -538,7 +539,17 @@ static void test_unet_learns(rl_test *t, const char *arg)
         if (RL_CHECK(t, rl_weights_load_st(&ws, rl_train_join(p, sizeof p, o.out,
                         "unet/diffusion_pytorch_model.safetensors"), NULL, &err) == RL_OK)) {
             RL_CHECK(t, rl_unet_bind(&u, &ws, NULL, &cfg, &err) == RL_OK);
-            RL_CHECK(t, rl_weights_find(&ws, "down_blocks.0.motion_modules.0.transformer_blocks.0.pos_embed.pe") != NULL);
+            const rl_weight *pe = rl_weights_find(&ws, "down_blocks.0.motion_modules.0.transformer_blocks.0.pos_embed.pe");
+            if (RL_CHECK(t, pe != NULL && pe->ndim == 3 && pe->shape[0] == 1)) {
+                const int T = (int)pe->shape[1], C = (int)pe->shape[2];
+                float *ref = rl_test_floats(t, (size_t)T * C);
+                rl_sinusoidal_pe_table(ref, T, C);
+                double worst = 0.0;
+                for (size_t i = 0; i < (size_t)T * C; i++)
+                    worst = fmax(worst, fabs((double)pe->data[i] - 3.0 * ref[i]));
+                rl_test_check(t, worst < 1e-6, "--pe-scale 3: the stored table is 3 x the "
+                              "sinusoidal one (worst %.2g)", worst);
+            }
         }
     }
     struct stat st;
@@ -549,6 +560,95 @@ static void test_unet_learns(rl_test *t, const char *arg)
     rl_json_free(&j);
 fail:
     if (err.msg[0]) rl_test_fail(t, "%s", err.msg);
+}
+
+/* --frame-heads: on zeroed query/key maps, the seeded heads attend (by position alone, on the
+ * sinusoidal table x4 as --pe-scale 4 stores it) to frame f-1 (head 0) and f+1 (head 1) from
+ * every frame that has one; heads 2.. and every other tensor stay untouched. Motion heads
+ * differ per level here (2 and 4), so the head size d does too. */
+static void test_frame_heads(rl_test *t, const char *arg)
+{
+    (void)arg;
+    static const char cfg_text[] =
+        "{\"_class_name\": \"UNetMotionModel\", \"block_out_channels\": [16, 32],"
+        " \"down_block_types\": [\"CrossAttnDownBlockMotion\", \"DownBlockMotion\"],"
+        " \"up_block_types\": [\"UpBlockMotion\", \"CrossAttnUpBlockMotion\"],"
+        " \"layers_per_block\": 1, \"norm_num_groups\": 4, \"num_attention_heads\": 2,"
+        " \"cross_attention_dim\": 32, \"motion_num_attention_heads\": [2, 4],"
+        " \"motion_max_seq_length\": 16, \"use_motion_mid_block\": true}";
+    enum { T = 16 };
+    rl_err err = { 0 };
+    rl_json j = { 0 };
+    rl_unet_cfg cfg;
+    rl_ptable pt, ref;
+    rl_ptable_init(&pt, "unet");
+    rl_ptable_init(&ref, "unet");
+    if (rl_json_parse(&j, cfg_text, strlen(cfg_text), "cfg", &err) ||
+        rl_unet_cfg_parse(&cfg, &j, &err) || rl_ptable_discover(&pt, unet_probe, &cfg, &err) ||
+        rl_ptable_discover(&ref, unet_probe, &cfg, &err)) {
+        rl_test_fail(t, "%s", err.msg);
+        goto done;
+    }
+    rl_ptable_init_params(&pt, 5, NULL);
+    rl_ptable_init_params(&ref, 5, NULL);
+    for (int i = 0; i < pt.n; i++) {   // zero the maps the seed touches, in both tables
+        const char *nm = pt.p.w[i].name;
+        if (strstr(nm, "motion_modules.") && (strstr(nm, "attn1.to_q.weight") || strstr(nm, "attn1.to_k.weight"))) {
+            memset(pt.p.w[i].data, 0, rl_weight_numel(&pt.p.w[i]) * sizeof(float));
+            memset(ref.p.w[i].data, 0, rl_weight_numel(&ref.p.w[i]) * sizeof(float));
+        }
+    }
+    seed_frame_heads(&pt, &cfg, 1.0f);
+    int seeded = 0, others_same = 1, aims = 1, quiet = 1;
+    for (int i = 0; i < pt.n; i++) {
+        const rl_weight *w = &pt.p.w[i];
+        const size_t ln = strlen(w->name);
+        if (!(strstr(w->name, "motion_modules.") && ln > 17 && !strcmp(w->name + ln - 17, "attn1.to_q.weight"))) {
+            if (!strstr(w->name, "attn1.to_k.weight"))
+                others_same &= !memcmp(w->data, ref.p.w[i].data, rl_weight_numel(w) * sizeof(float));
+            continue;
+        }
+        char kname[300];
+        snprintf(kname, sizeof kname, "%.*sattn1.to_k.weight", (int)(ln - 17), w->name);
+        const rl_weight *wk = rl_weights_find(&pt.p, kname);
+        if (!RL_CHECK(t, wk != NULL)) continue;
+        seeded++;
+        const int C = (int)w->shape[1], heads = motion_heads_of(&cfg, w->name), d = C / heads;
+        float pe[T * 32], q[T * 32], k[T * 32];
+        rl_sinusoidal_pe_table(pe, T, C);
+        for (int n = 0; n < T * C; n++) pe[n] *= 4.0f;
+        for (int f = 0; f < T; f++)
+            for (int o = 0; o < C; o++) {
+                double sq = 0.0, sk = 0.0;
+                for (int c = 0; c < C; c++) {
+                    sq += (double)w->data[(size_t)o * C + c] * pe[f * C + c];
+                    sk += (double)wk->data[(size_t)o * C + c] * pe[f * C + c];
+                }
+                q[f * C + o] = (float)sq;
+                k[f * C + o] = (float)sk;
+            }
+        for (int h = 0; h < heads; h++)
+            for (int f = 0; f < T; f++) {
+                int best = 0;
+                double bs = -1e30, span = 0.0;
+                for (int g = 0; g < T; g++) {
+                    double sc = 0.0;
+                    for (int e = h * d; e < (h + 1) * d; e++) sc += (double)q[f * C + e] * k[g * C + e];
+                    if (sc > bs) { bs = sc; best = g; }
+                    span = fmax(span, fabs(sc));
+                }
+                if (h == 0 && f > 0) aims &= best == f - 1;
+                if (h == 1 && f < T - 1) aims &= best == f + 1;
+                if (h >= 2) quiet &= span == 0.0;
+            }
+    }
+    rl_test_check(t, seeded == 7, "%d motion modules seeded (7 expected)", seeded);
+    rl_test_check(t, aims, "head 0 attends most to frame f-1, head 1 to f+1, at every level");
+    rl_test_check(t, quiet && others_same, "heads 2.. and every other tensor untouched");
+done:
+    rl_ptable_free(&pt);
+    rl_ptable_free(&ref);
+    rl_json_free(&j);
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -776,6 +876,7 @@ int main(int argc, char **argv)
         { "unet_learns", test_unet_learns, NULL },
         { "min_snr", test_min_snr, NULL },
         { "t_bias", test_t_bias, NULL },
+        { "frame_heads", test_frame_heads, NULL },
         { "unet_step_parity", test_unet_step_parity, "train/unet_step.safetensors" },
         { 0 },
     });

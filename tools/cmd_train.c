@@ -82,6 +82,17 @@ static void help(FILE *f)
 "  --t-bias P             draw time steps as T-1-floor(T u^P), u uniform: 1 is uniform, 2 puts\n"
 "                         half the samples in the noisiest quarter, where a clip's layout\n"
 "                         and motion are decided                                 [%g]\n"
+"  --centre-paths X       share of clips whose path is moved to the middle of the frame\n"
+"                         (same caption): with random starts a motion word barely changes\n"
+"                         the mean clip the UNet must predict from pure noise; centred, it\n"
+"                         does                                                   [%g]\n"
+"  --pe-scale X           the motion modules' sinusoidal position tables times X (stored in\n"
+"                         the model, as diffusers keeps them): with 1 the temporal attention\n"
+"                         barely sees frame order; keep X the same across stages  [%g]\n"
+"  --frame-heads X        at the start of a run, seed heads 0 and 1 of each motion module's\n"
+"                         first attention to look one frame back and one ahead (X: the\n"
+"                         strength; 0: off): they tell a clip from the clip played\n"
+"                         backwards, which the trained attention barely does   [%g]\n"
 "clip:\n"
 "  --hard-negatives[=KINDS]  every other clip of a batch is the one before it changed in one\n"
 "                         attribute, under its own caption. KINDS, comma-separated:\n"
@@ -114,7 +125,9 @@ static void help(FILE *f)
             d.steps, d.batch, (double)d.lr, d.warmup, (double)d.min_lr_ratio,
             (double)d.weight_decay, (double)d.max_norm, (double)d.ema,
             (unsigned long long)d.seed, d.ckpt_every, d.size, d.frames, (double)d.kl_weight,
-            (double)d.cond_drop, (double)d.snr_gamma, (double)d.t_bias, d.merges, d.max_length);
+            (double)d.cond_drop, (double)d.snr_gamma, (double)d.t_bias,
+            (double)d.centre_paths, (double)d.pe_scale,
+            (double)d.frame_heads, d.merges, d.max_length);
 }
 
 typedef struct {
@@ -382,6 +395,15 @@ int rl_cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--t-bias")) {
             if (rl_cli_double(v, a, 0.1, 10.0, &d)) return RL_EXIT_USAGE;
             o.t_bias = (float)d;
+        } else if (!strcmp(a, "--centre-paths")) {
+            if (rl_cli_double(v, a, 0.0, 1.0, &d)) return RL_EXIT_USAGE;
+            o.centre_paths = (float)d;
+        } else if (!strcmp(a, "--pe-scale")) {
+            if (rl_cli_double(v, a, 0.1, 100.0, &d)) return RL_EXIT_USAGE;
+            o.pe_scale = (float)d;
+        } else if (!strcmp(a, "--frame-heads")) {
+            if (rl_cli_double(v, a, 0.0, 10.0, &d)) return RL_EXIT_USAGE;
+            o.frame_heads = (float)d;
         } else if (!strcmp(a, "--snr-gamma")) {
             if (rl_cli_double(v, a, 0.0, 1e6, &d)) return RL_EXIT_USAGE;
             o.snr_gamma = (float)d;

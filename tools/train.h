@@ -136,6 +136,7 @@ typedef struct { uint64_t s; } rl_trng;
 
 enum {   // stream ids
     RL_TRNG_INIT = 1, RL_TRNG_NOISE, RL_TRNG_TIME, RL_TRNG_DROP, RL_TRNG_FRAME, RL_TRNG_POST,
+    RL_TRNG_CENTRE,
 };
 
 rl_trng rl_trng_make(uint64_t seed, uint64_t stream, uint64_t step, uint64_t item);

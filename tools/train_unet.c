@@ -16,6 +16,7 @@
  * clips. The release (EMA) weights go to out/unet with the motion modules' positional tables
  * (pos_embed.pe, persistent buffers in diffusers), plus out/scheduler and out/model_index.json. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,10 @@ static rl_status unet_batch(unet_run *r, long step, rl_err *err)
     }
     rl_train_specs(sp, caps, o->seed, step, N);
     for (int n = 0; n < N && !rc; n++) {
+        if (o->centre_paths > 0.0f) {   // the caption does not name a position: it stays
+            rl_trng qc = rl_trng_make(o->seed, RL_TRNG_CENTRE, (uint64_t)step, (uint64_t)n);
+            if (rl_trng_unif(&qc) < (double)o->centre_paths) rl_shapes_spec_centre(&sp[n]);
+        }
         // frames: F evenly spaced of the clip's 16 (F = 1: one at random)
         rl_shapes_render_f32(r->clipbuf, &sp[n], FS, r->H, r->W);
         rl_trng q = rl_trng_make(o->seed, RL_TRNG_FRAME, (uint64_t)step, (uint64_t)n);
@@ -323,8 +328,59 @@ static rl_status add_pe_buffers(unet_run *r, const rl_ptable *pt, rl_weights *ws
                                           &pe, err);
         if (rc) return rc;
         rl_sinusoidal_pe_table(pe, r->cfg.motion_max_seq, C);
+        if (r->cfg.pe_scale != 1.0f)
+            rl_scale_fwd(pe, pe, r->cfg.pe_scale, (size_t)r->cfg.motion_max_seq * C);
     }
     return RL_OK;
+}
+
+/* --frame-heads X: seeds two heads of every motion module's attn1 to look one frame back
+ * (head 0) and one frame ahead (head 1). On the head's first d input dimensions (the fastest
+ * sinusoidal position pairs, angle w_i per frame) the query map gains X * I and the key map
+ * X * R^T, R the block-diagonal rotation by +-w_i: then q_f . k_g holds X^2 sum_i cos(w_i
+ * (f - g +- 1)), largest at g = f -+ 1. Such heads break the symmetry between a clip and the
+ * clip played backwards, which a motion word needs (left vs right, growing vs shrinking);
+ * the trained attention does not find them on its own (measured: near-uniform position
+ * attention after 73 min of joint training). */
+static int motion_heads_of(const rl_unet_cfg *c, const char *name)
+{
+    const int nb = c->n_blocks;
+    int i = 0;
+    if (sscanf(name, "down_blocks.%d.", &i) == 1 && i >= 0 && i < nb) return c->motion_heads[i];
+    if (sscanf(name, "up_blocks.%d.", &i) == 1 && i >= 0 && i < nb)
+        return c->motion_heads[nb - 1 - i];
+    return c->motion_heads[nb - 1];   // mid_block
+}
+
+static void seed_frame_heads(rl_ptable *pt, const rl_unet_cfg *cfg, float x)
+{
+    for (int i = 0; i < pt->n; i++) {
+        rl_weight *w = &pt->p.w[i];
+        const size_t n = strlen(w->name);
+        if (!strstr(w->name, "motion_modules.") || w->ndim != 2 || w->shape[0] != w->shape[1] ||
+            n < 17 || (strcmp(w->name + n - 17, "attn1.to_q.weight") &&
+                       strcmp(w->name + n - 17, "attn1.to_k.weight")))
+            continue;
+        const int key = w->name[n - 8] == 'k', heads = motion_heads_of(cfg, w->name);
+        const int C = (int)w->shape[1], d = heads >= 2 ? C / heads : 0;
+        for (int h = 0; h < 2 && d >= 2; h++) {
+            float *rows = w->data + (size_t)h * d * C;    // head h's output rows, input dims 0..d-1
+            for (int k = 0; k + 1 < d; k += 2) {
+                const double wk = (h ? -1.0 : 1.0) * pow(10000.0, -(double)k / C);
+                const float c = (float)cos(wk), s = (float)sin(wk);
+                float *r0 = rows + (size_t)k * C + k, *r1 = r0 + C;   // the 2x2 block at (k, k)
+                if (!key) {
+                    r0[0] += x;
+                    r1[1] += x;
+                } else {   // R^T, R = [[c, -s], [s, c]]
+                    r0[0] += x * c;
+                    r0[1] += x * s;
+                    r1[0] -= x * s;
+                    r1[1] += x * c;
+                }
+            }
+        }
+    }
 }
 
 static rl_status unet_finish(void *ctx, rl_ptable *pt, rl_err *err)
@@ -407,6 +463,7 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
     r.N = o->batch;
     r.F = o->unet_stage == RL_UNET_STAGE_IMAGE ? 1 : o->frames;
     r.cfg.sample_size = r.h;
+    r.cfg.pe_scale = o->pe_scale;
     if (!r.cfg.has_motion || r.cfg.in_channels != r.lc || r.cfg.out_channels != r.lc ||
         r.cfg.cross_dim[0] != r.D || o->size % vs) {
         rc = rl_errf(err, RL_E_PARAM, "unet: the config must be a UNetMotionModel with %d latent "
@@ -439,6 +496,8 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
                             "unet/diffusion_pytorch_model.safetensors"), NULL, 1, err);
         if (rc) goto done;
     }
+    // (--resume then loads the checkpoint over these weights: the seed is not applied twice)
+    if (o->frame_heads > 0.0f) seed_frame_heads(&pt, &r.cfg, o->frame_heads);
     const char *stage_name = "unet";
     switch (o->unet_stage) {
     case RL_UNET_STAGE_IMAGE:
@@ -512,9 +571,9 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
     char extra[300], opts[1024];
     snprintf(extra, sizeof extra, "{\"size\": %d, \"frames\": %d, \"prediction\": \"%s\", "
              "\"zero_snr\": %d, \"cond_drop\": %.9g, \"snr_gamma\": %.9g, \"t_bias\": %.9g, "
-             "\"overfit\": %d}", o->size,
+             "\"centre_paths\": %.9g, \"pe_scale\": %.9g, \"frame_heads\": %.9g, \"overfit\": %d}", o->size,
              F, o->v_pred ? "v_prediction" : "epsilon", o->zero_snr, (double)o->cond_drop,
-             (double)o->snr_gamma, (double)o->t_bias, o->overfit);
+             (double)o->snr_gamma, (double)o->t_bias, (double)o->centre_paths, (double)o->pe_scale, (double)o->frame_heads, o->overfit);
     rl_kv meta[RL_TRAIN_MAX_META];
     int n_meta = rl_train_common_meta(meta, opts, sizeof opts, o, cfg_text, extra);
     rl_train_loop_cfg lc_;

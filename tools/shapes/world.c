@@ -204,6 +204,13 @@ int rl_shapes_spec_swap_shape(rl_shapes_spec *out, const rl_shapes_spec *in, int
     return 0;
 }
 
+void rl_shapes_spec_centre(rl_shapes_spec *s)
+{
+    const float c = 0.5f * RL_SHAPES_REF;
+    s->cx = c - 0.5f * s->dx;
+    s->cy = c - 0.5f * s->dy;
+}
+
 // ---- captions ------------------------------------------------------------------------------
 
 int rl_shapes_caption(char *buf, size_t n, const rl_shapes_attr *a)

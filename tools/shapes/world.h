@@ -112,6 +112,12 @@ int rl_shapes_spec_reverse(rl_shapes_spec *out, const rl_shapes_spec *in);
  * (`reel train clip --hard-negatives=shape`): pairs that differ in shape alone. */
 int rl_shapes_spec_swap_shape(rl_shapes_spec *out, const rl_shapes_spec *in, int k);
 
+/* The same clip with its path moved so that its midpoint (the centre halfway through the
+ * clip) is the centre of the frame, on both axes; motion, size, angle, colours unchanged. The
+ * whole path stays inside the frame (a path is at most 32 px, a shape at most 14 px
+ * circumradius). The trainer's centred paths (`reel train unet --centre-paths`). */
+void rl_shapes_spec_centre(rl_shapes_spec *s);
+
 // ---- captions ------------------------------------------------------------------------------
 
 /* Writes "a {color} {shape} {motion} on a {background} background" (or without the
