@@ -334,14 +334,7 @@ static rl_status add_pe_buffers(unet_run *r, const rl_ptable *pt, rl_weights *ws
     return RL_OK;
 }
 
-/* --frame-heads X: seeds two heads of every motion module's attn1 to look one frame back
- * (head 0) and one frame ahead (head 1). On the head's first d input dimensions (the fastest
- * sinusoidal position pairs, angle w_i per frame) the query map gains X * I and the key map
- * X * R^T, R the block-diagonal rotation by +-w_i: then q_f . k_g holds X^2 sum_i cos(w_i
- * (f - g +- 1)), largest at g = f -+ 1. Such heads break the symmetry between a clip and the
- * clip played backwards, which a motion word needs (left vs right, growing vs shrinking);
- * the trained attention does not find them on its own (measured: near-uniform position
- * attention after 73 min of joint training). */
+// Motion heads of the module a tensor name belongs to (down order per level; up reversed).
 static int motion_heads_of(const rl_unet_cfg *c, const char *name)
 {
     const int nb = c->n_blocks;
@@ -352,6 +345,14 @@ static int motion_heads_of(const rl_unet_cfg *c, const char *name)
     return c->motion_heads[nb - 1];   // mid_block
 }
 
+/* --frame-heads X: seeds two heads of every motion module's attn1 to look one frame back
+ * (head 0) and one frame ahead (head 1). On the head's first d input dimensions (the fastest
+ * sinusoidal position pairs, angle w_i per frame) the query map gains X * I and the key map
+ * X * R^T, R the block-diagonal rotation by +-w_i: then q_f . k_g holds X^2 sum_i cos(w_i
+ * (f - g +- 1)), largest at g = f -+ 1. Such heads break the symmetry between a clip and the
+ * clip played backwards, which a motion word needs (left vs right, growing vs shrinking);
+ * the trained attention does not find them on its own (measured: near-uniform position
+ * attention after 73 min of joint training). */
 static void seed_frame_heads(rl_ptable *pt, const rl_unet_cfg *cfg, float x)
 {
     for (int i = 0; i < pt->n; i++) {
