@@ -549,6 +549,11 @@ static void test_unet_learns(rl_test *t, const char *arg)
                     worst = fmax(worst, fabs((double)pe->data[i] - 3.0 * ref[i]));
                 rl_test_check(t, worst < 1e-6, "--pe-scale 3: the stored table is 3 x the "
                               "sinusoidal one (worst %.2g)", worst);
+                // a later run from this folder without --pe-scale trains on the same tables
+                rl_err e2 = { 0 };
+                float sc = 0.0f;
+                RL_CHECK(t, stored_pe_scale(p, &sc, &e2) == RL_OK);
+                rl_test_check(t, fabsf(sc - 3.0f) < 1e-5f, "the stored scale reads back: %g", (double)sc);
             }
         }
     }

@@ -87,8 +87,8 @@ static void help(FILE *f)
 "                         the mean clip the UNet must predict from pure noise; centred, it\n"
 "                         does                                                   [%g]\n"
 "  --pe-scale X           the motion modules' sinusoidal position tables times X (stored in\n"
-"                         the model, as diffusers keeps them): with 1 the temporal attention\n"
-"                         barely sees frame order; keep X the same across stages  [%g]\n"
+"                         the model, as diffusers keeps them; diffusers' own are 1x)\n"
+"                                               [as the --resume-from model stores, else 1]\n"
 "  --frame-heads X        at the start of a run, seed heads 0 and 1 of each motion module's\n"
 "                         first attention to look one frame back and one ahead (X: the\n"
 "                         strength; 0: off): they tell a clip from the clip played\n"
@@ -126,7 +126,7 @@ static void help(FILE *f)
             (double)d.weight_decay, (double)d.max_norm, (double)d.ema,
             (unsigned long long)d.seed, d.ckpt_every, d.size, d.frames, (double)d.kl_weight,
             (double)d.cond_drop, (double)d.snr_gamma, (double)d.t_bias,
-            (double)d.centre_paths, (double)d.pe_scale,
+            (double)d.centre_paths,
             (double)d.frame_heads, d.merges, d.max_length);
 }
 

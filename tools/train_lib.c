@@ -736,7 +736,7 @@ rl_train_opts rl_train_opts_default(void)
         .lr = 1e-3f, .min_lr_ratio = 0.1f, .weight_decay = 1e-2f, .max_norm = 1.0f,
         .ema = 0.999f, .ckpt_every = 300.0, .catch_signals = 1,
         .size = 64, .frames = 16, .kl_weight = 1e-4f,
-        .unet_stage = RL_UNET_STAGE_JOINT, .cond_drop = 0.1f, .snr_gamma = 0.0f, .t_bias = 1.0f, .pe_scale = 1.0f,
+        .unet_stage = RL_UNET_STAGE_JOINT, .cond_drop = 0.1f, .snr_gamma = 0.0f, .t_bias = 1.0f, .pe_scale = 0.0f,
         .merges = 200, .max_length = 24,
     };
 }

@@ -47,7 +47,8 @@ typedef struct {
     float snr_gamma;            // unet: Min-SNR-gamma loss weights (0: uniform)
     float t_bias;               // unet: time steps drawn as T-1-floor(T u^P) (1: uniform)
     float centre_paths;         // unet: share of clips with their path centred in the frame
-    float pe_scale;             // unet: scale of the motion modules' positional tables (1)
+    float pe_scale;             // unet: scale of the motion modules' positional tables (0: as
+                                // the --resume-from model stores them, else 1)
     float frame_heads;          // unet: seed heads 0, 1 of each motion attn1 to look one frame
                                 // back and one ahead (0: off)
     int hard_negatives;         // clip: RL_NEG_* bits: odd clips of a batch are the even ones

@@ -334,6 +334,38 @@ static rl_status add_pe_buffers(unet_run *r, const rl_ptable *pt, rl_weights *ws
     return RL_OK;
 }
 
+/* The scale of the positional tables a UNet file stores (least squares against the sinusoid,
+ * first motion module: every module's table is made the same way); 1 when it stores none. */
+static rl_status stored_pe_scale(const char *path, float *scale, rl_err *err)
+{
+    rl_weights ws;
+    rl_weights_init(&ws, "unet");
+    rl_status rc = rl_weights_load_st(&ws, path, NULL, err);
+    *scale = 1.0f;
+    for (int i = 0; !rc && i < ws.n; i++) {
+        const rl_weight *w = &ws.w[i];
+        const size_t n = strlen(w->name);
+        if (n < 12 || strcmp(w->name + n - 12, "pos_embed.pe") || w->ndim != 3) continue;
+        const int T = (int)w->shape[1], C = (int)w->shape[2];
+        float *ref = malloc((size_t)T * C * sizeof *ref);
+        if (!ref) {
+            rc = rl_errf(err, RL_E_NOMEM, "unet: out of memory");
+            break;
+        }
+        rl_sinusoidal_pe_table(ref, T, C);
+        double num = 0.0, den = 0.0;
+        for (size_t k = 0; k < (size_t)T * C; k++) {
+            num += (double)w->data[k] * ref[k];
+            den += (double)ref[k] * ref[k];
+        }
+        free(ref);
+        if (den > 0.0 && num > 0.0) *scale = (float)(num / den);
+        break;
+    }
+    rl_weights_free(&ws);
+    return rc;
+}
+
 // Motion heads of the module a tensor name belongs to (down order per level; up reversed).
 static int motion_heads_of(const rl_unet_cfg *c, const char *name)
 {
@@ -464,7 +496,7 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
     r.N = o->batch;
     r.F = o->unet_stage == RL_UNET_STAGE_IMAGE ? 1 : o->frames;
     r.cfg.sample_size = r.h;
-    r.cfg.pe_scale = o->pe_scale;
+    r.cfg.pe_scale = o->pe_scale > 0.0f ? o->pe_scale : 1.0f;   // (or as stored: below)
     if (!r.cfg.has_motion || r.cfg.in_channels != r.lc || r.cfg.out_channels != r.lc ||
         r.cfg.cross_dim[0] != r.D || o->size % vs) {
         rc = rl_errf(err, RL_E_PARAM, "unet: the config must be a UNetMotionModel with %d latent "
@@ -496,6 +528,20 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
         rc = rl_ptable_load(&pt, rl_train_join(path, sizeof path, o->resume_from,
                             "unet/diffusion_pytorch_model.safetensors"), NULL, 1, err);
         if (rc) goto done;
+        // --pe-scale left out: train on the tables the model stores (a model made with
+        // --pe-scale 4 goes on at 4); given: the run switches to it (a note says so)
+        float stored;
+        rc = stored_pe_scale(path, &stored, err);
+        if (rc) goto done;
+        if (o->pe_scale <= 0.0f) {
+            r.cfg.pe_scale = stored;
+        } else if (fabsf(stored - o->pe_scale) > 1e-3f * fmaxf(1.0f, o->pe_scale) && o->note) {
+            char msg[4400];
+            snprintf(msg, sizeof msg, "unet: %s stores positional tables at %.3g x the sinusoid; "
+                     "this run trains and stores them at %.3g (--pe-scale)", path, (double)stored,
+                     (double)o->pe_scale);
+            o->note(o->note_ctx, msg);
+        }
     }
     // (--resume then loads the checkpoint over these weights: the seed is not applied twice)
     if (o->frame_heads > 0.0f) seed_frame_heads(&pt, &r.cfg, o->frame_heads);
@@ -574,7 +620,8 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
              "\"zero_snr\": %d, \"cond_drop\": %.9g, \"snr_gamma\": %.9g, \"t_bias\": %.9g, "
              "\"centre_paths\": %.9g, \"pe_scale\": %.9g, \"frame_heads\": %.9g, \"overfit\": %d}", o->size,
              F, o->v_pred ? "v_prediction" : "epsilon", o->zero_snr, (double)o->cond_drop,
-             (double)o->snr_gamma, (double)o->t_bias, (double)o->centre_paths, (double)o->pe_scale, (double)o->frame_heads, o->overfit);
+             (double)o->snr_gamma, (double)o->t_bias, (double)o->centre_paths,
+             (double)r.cfg.pe_scale, (double)o->frame_heads, o->overfit);
     rl_kv meta[RL_TRAIN_MAX_META];
     int n_meta = rl_train_common_meta(meta, opts, sizeof opts, o, cfg_text, extra);
     rl_train_loop_cfg lc_;
