@@ -125,8 +125,7 @@ static void help(FILE *f)
             d.steps, d.batch, (double)d.lr, d.warmup, (double)d.min_lr_ratio,
             (double)d.weight_decay, (double)d.max_norm, (double)d.ema,
             (unsigned long long)d.seed, d.ckpt_every, d.size, d.frames, (double)d.kl_weight,
-            (double)d.cond_drop, (double)d.snr_gamma, (double)d.t_bias,
-            (double)d.centre_paths,
+            (double)d.cond_drop, (double)d.snr_gamma, (double)d.t_bias, (double)d.centre_paths,
             (double)d.frame_heads, d.merges, d.max_length);
 }
 

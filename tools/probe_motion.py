@@ -32,7 +32,7 @@ MOTIONS = ['moving left', 'moving right', 'moving up', 'moving down', 'growing',
            'spinning']
 
 
-def position_attention(unet, heads):
+def position_attention(unet):
     print('position attention of attn1 (per head: entropy / uniform, weight on f, f-1, f+1)')
     for name, mod in unet.named_modules():
         if not name.endswith('attn1') or 'motion_modules' not in name:
@@ -40,6 +40,7 @@ def position_attention(unet, heads):
         block = unet.get_submodule(name.rsplit('.', 1)[0])
         pe = block.pos_embed.pe[0, :16].float()
         q, k = pe @ mod.to_q.weight.float().T, pe @ mod.to_k.weight.float().T
+        heads = mod.heads                    # per module: configs may list them per level
         d = q.shape[1] // heads
         cells = []
         for h in range(heads):
@@ -85,8 +86,7 @@ def main():
     torch.set_num_threads(2)
     R.DDIMScheduler = lambda cfg: None          # the probe needs no sampler (and zero SNR)
     M = MM.load(os.path.abspath(a.model))
-    heads = json.load(open(os.path.join(a.model, 'unet', 'config.json')))['motion_num_attention_heads']
-    position_attention(M['unet'], heads if isinstance(heads, int) else heads[0])
+    position_attention(M['unet'])
     for shared in (False, True):
         x0_paths(M, a.prompt, shared)
 

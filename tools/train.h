@@ -60,6 +60,9 @@ rl_status rl_ptable_add(rl_ptable *pt, const char *name, int ndim, const int64_t
  * AnimateDiff zero-initialises them) all 0. */
 void rl_ptable_init_params(rl_ptable *pt, uint64_t seed, const char *const *zero_suffixes);
 
+// 1 when s ends with suf (tensor-name suffixes such as ".bias").
+int rl_train_ends_with(const char *s, const char *suf);
+
 /* Allocates the moments (zeroed) and, when ema is set, the EMA (a copy of the parameters). */
 rl_status rl_ptable_alloc_state(rl_ptable *pt, int ema, rl_err *err);
 

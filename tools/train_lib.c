@@ -118,7 +118,7 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-static int ends_with(const char *s, const char *suf)
+int rl_train_ends_with(const char *s, const char *suf)
 {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && !strcmp(s + a - b, suf);
@@ -132,8 +132,8 @@ void rl_ptable_init_params(rl_ptable *pt, uint64_t seed, const char *const *zero
         // keyed by the name, so adding a tensor does not change the others' initial values
         rl_trng r = rl_trng_make(seed, RL_TRNG_INIT, fnv1a(w->name), 0);
         int zero = 0;
-        for (const char *const *z = zero_suffixes; z && *z; z++) zero |= ends_with(w->name, *z);
-        if (zero || ends_with(w->name, ".bias")) {
+        for (const char *const *z = zero_suffixes; z && *z; z++) zero |= rl_train_ends_with(w->name, *z);
+        if (zero || rl_train_ends_with(w->name, ".bias")) {
             memset(w->data, 0, n * sizeof(float));
         } else if (strstr(w->name, "position_embedding")) {
             for (size_t k = 0; k < n; k++) w->data[k] = 0.01f * rl_trng_normal(&r);
@@ -736,7 +736,8 @@ rl_train_opts rl_train_opts_default(void)
         .lr = 1e-3f, .min_lr_ratio = 0.1f, .weight_decay = 1e-2f, .max_norm = 1.0f,
         .ema = 0.999f, .ckpt_every = 300.0, .catch_signals = 1,
         .size = 64, .frames = 16, .kl_weight = 1e-4f,
-        .unet_stage = RL_UNET_STAGE_JOINT, .cond_drop = 0.1f, .snr_gamma = 0.0f, .t_bias = 1.0f, .pe_scale = 0.0f,
+        .unet_stage = RL_UNET_STAGE_JOINT, .cond_drop = 0.1f, .snr_gamma = 0.0f, .t_bias = 1.0f,
+        .pe_scale = 0.0f,   // as the --resume-from model stores, else 1
         .merges = 200, .max_length = 24,
     };
 }

@@ -334,18 +334,18 @@ static rl_status add_pe_buffers(unet_run *r, const rl_ptable *pt, rl_weights *ws
     return RL_OK;
 }
 
-/* The scale of the positional tables a UNet file stores (least squares against the sinusoid,
- * first motion module: every module's table is made the same way); 1 when it stores none. */
+/* The scale of the positional tables a UNet file stores (least squares against the sinusoid);
+ * 1 when it stores none. Reads only the first motion module's tensors (down_blocks.0 always has
+ * one in a UNetMotionModel): every module's table is made the same way. */
 static rl_status stored_pe_scale(const char *path, float *scale, rl_err *err)
 {
     rl_weights ws;
     rl_weights_init(&ws, "unet");
-    rl_status rc = rl_weights_load_st(&ws, path, NULL, err);
+    rl_status rc = rl_weights_load_st(&ws, path, "down_blocks.0.motion_modules.0.", err);
     *scale = 1.0f;
     for (int i = 0; !rc && i < ws.n; i++) {
         const rl_weight *w = &ws.w[i];
-        const size_t n = strlen(w->name);
-        if (n < 12 || strcmp(w->name + n - 12, "pos_embed.pe") || w->ndim != 3) continue;
+        if (!rl_train_ends_with(w->name, "pos_embed.pe") || w->ndim != 3) continue;
         const int T = (int)w->shape[1], C = (int)w->shape[2];
         float *ref = malloc((size_t)T * C * sizeof *ref);
         if (!ref) {
@@ -389,12 +389,11 @@ static void seed_frame_heads(rl_ptable *pt, const rl_unet_cfg *cfg, float x)
 {
     for (int i = 0; i < pt->n; i++) {
         rl_weight *w = &pt->p.w[i];
-        const size_t n = strlen(w->name);
+        const int key = rl_train_ends_with(w->name, "attn1.to_k.weight");
         if (!strstr(w->name, "motion_modules.") || w->ndim != 2 || w->shape[0] != w->shape[1] ||
-            n < 17 || (strcmp(w->name + n - 17, "attn1.to_q.weight") &&
-                       strcmp(w->name + n - 17, "attn1.to_k.weight")))
+            (!key && !rl_train_ends_with(w->name, "attn1.to_q.weight")))
             continue;
-        const int key = w->name[n - 8] == 'k', heads = motion_heads_of(cfg, w->name);
+        const int heads = motion_heads_of(cfg, w->name);
         const int C = (int)w->shape[1], d = heads >= 2 ? C / heads : 0;
         for (int h = 0; h < 2 && d >= 2; h++) {
             float *rows = w->data + (size_t)h * d * C;    // head h's output rows, input dims 0..d-1
@@ -618,10 +617,10 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
     char extra[300], opts[1024];
     snprintf(extra, sizeof extra, "{\"size\": %d, \"frames\": %d, \"prediction\": \"%s\", "
              "\"zero_snr\": %d, \"cond_drop\": %.9g, \"snr_gamma\": %.9g, \"t_bias\": %.9g, "
-             "\"centre_paths\": %.9g, \"pe_scale\": %.9g, \"frame_heads\": %.9g, \"overfit\": %d}", o->size,
-             F, o->v_pred ? "v_prediction" : "epsilon", o->zero_snr, (double)o->cond_drop,
-             (double)o->snr_gamma, (double)o->t_bias, (double)o->centre_paths,
-             (double)r.cfg.pe_scale, (double)o->frame_heads, o->overfit);
+             "\"centre_paths\": %.9g, \"pe_scale\": %.9g, \"frame_heads\": %.9g, "
+             "\"overfit\": %d}", o->size, F, o->v_pred ? "v_prediction" : "epsilon",
+             o->zero_snr, (double)o->cond_drop, (double)o->snr_gamma, (double)o->t_bias,
+             (double)o->centre_paths, (double)r.cfg.pe_scale, (double)o->frame_heads, o->overfit);
     rl_kv meta[RL_TRAIN_MAX_META];
     int n_meta = rl_train_common_meta(meta, opts, sizeof opts, o, cfg_text, extra);
     rl_train_loop_cfg lc_;
