@@ -2,9 +2,9 @@
 # tests/cli_eval.sh REEL - `reel eval` end to end: the tiny_a fixture model (random weights, so
 # adherence is near chance, but every row must be there) with tiny settings; --json structure;
 # --seeds; the same numbers at 1 and 2 threads; the HTML report (one MP4 per clip, misses
-# marked); the CLIP score with a CLIP pair trained for a few steps by `reel train clip` (on the
-# model and on --real) and n/a without one; bad options and folders. Run from the repository
-# root (meson's workdir).
+# marked); --real --vae (the renders through a VAE); the CLIP score with a CLIP pair trained
+# for a few steps by `reel train clip` (on the model and on --real) and n/a without one; bad
+# options and folders. Run from the repository root (meson's workdir).
 set -u
 REEL=${1:?usage: cli_eval.sh PATH/TO/reel}
 MODEL=tests/fixtures/models/tiny_a
@@ -118,6 +118,22 @@ check "--real: the clips are the ground truth" test "$(jq_py "$TMP/r.json" \
     "j['clip_score']['clips'] == j['clip_score']['ground_truth'] and all(c['clip_score_truth'] is None for c in j['clips'])")" = True
 "$REEL" eval --model "$M" "${SMALL[@]}" --report "$TMP/rep2" >/dev/null
 check "report shows CLIP scores" has "$TMP/rep2/index.html" "CLIP score "
+
+echo "[--real --vae]"
+# the renders through a VAE: the shipped model's trained VAE keeps every attribute (the
+# ceiling it leaves a UNet), tiny_a's random one does not
+"$REEL" eval --real --vae --model presets/models/shapes -n 4 -q --json >"$TMP/v.json"
+check "shipped VAE: exit 0" test $? -eq 0
+check "  the source names the VAE" test "$(jq_py "$TMP/v.json" "'through the VAE of presets/models/shapes' in j['source']")" = True
+check "  every attribute and persistence 100% in both sets" test "$(jq_py "$TMP/v.json" \
+    "all(j['adherence'][s][k]['rate'] == 1.0 for s in ('in_distribution', 'held_out') for k in ('colour', 'shape', 'motion', 'all', 'persistence'))")" = True
+"$REEL" eval --real --vae --model "$MODEL" -n 2 --frames 8 --size 32 -q --json >"$TMP/v2.json"
+check "tiny_a's random VAE: exit 0, attributes lost" test "$(jq_py "$TMP/v2.json" \
+    "j['adherence']['in_distribution']['all']['rate'] < 1.0")" = True
+"$REEL" eval --vae -q >/dev/null 2>"$TMP/e.txt"
+check "--vae without --real: exit 2" test $? -eq 2
+"$REEL" eval --real --vae --model "$TMP/nonexistent" -q >/dev/null 2>"$TMP/e.txt"
+check "--real --vae, missing model folder: exit 3" test $? -eq 3
 
 echo "[clips from files]"
 # ground-truth clips written as H.264 (upscaled x4 to 256x256, chroma subsampled) and GIF, read

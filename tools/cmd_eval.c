@@ -14,6 +14,9 @@
 #include "tools/shapes/clipscore.h"
 #include "io/video.h"
 #include "tools/shapes/eval.h"
+#include "core/arena.h"
+#include "core/vae.h"
+#include "io/weights_io.h"
 #ifdef RL_HAVE_CMD_GENERATE
 #include "core/reel.h"
 #endif
@@ -49,6 +52,8 @@ static const char usage_text[] =
     "  --real          the prompts rendered exactly (the ceiling: what a perfect model scores);\n"
     "                  guidance, negative prompt and travel are n/a; the CLIP score uses the\n"
     "                  CLIP pair of --model DIR when given (or of the default model)\n"
+    "  --real --vae    the renders encoded and decoded by the model's VAE (--model DIR or the\n"
+    "                  default): the ceiling a UNet can reach through that VAE\n"
     "  --model DIR     a model folder in diffusers layout (default: $REEL_MODEL, else\n"
     "                  presets/models/shapes)\n"
     "  FILE...         clips already made (MP4, WebM, GIF: anything FFmpeg reads, by reel or\n"
@@ -74,6 +79,7 @@ static const char usage_text[] =
     "\n"
     "examples:\n"
     "  reel eval --real                      the analyzer's ceiling, in a second\n"
+    "  reel eval --real --vae --model M      the ceiling through M's VAE\n"
     "  reel eval --model presets/models/shapes --report out/eval\n"
     "  reel eval --prompts 8 --steps 10 --json > quick.json\n"
     "  reel eval --model M -n 2 --steps 2 --frames 8 --size 32   a smoke run in seconds\n"
@@ -173,6 +179,72 @@ static int eval_files(const char *const *files, int n, const char *prompt, int j
     return status;
 }
 
+/* --real --vae: the prompts rendered, then encoded (posterior mean) and decoded by a model
+ * folder's VAE, so the table gives the ceiling a UNet can reach through that VAE. */
+typedef struct {
+    rl_vae_cfg cfg;
+    rl_weights ws;
+    rl_vae vae;
+    rl_arena arena;
+} vae_src;
+
+static rl_status vae_open(vae_src *v, const char *model_dir, rl_err *err)
+{
+    char path[4300];
+    rl_weights_init(&v->ws, "vae");
+    rl_arena_init(&v->arena, 0);
+    snprintf(path, sizeof path, "%s/vae/config.json", model_dir);
+    rl_status rc = rl_vae_cfg_load(&v->cfg, path, err);
+    snprintf(path, sizeof path, "%s/vae/diffusion_pytorch_model.safetensors", model_dir);
+    if (!rc) rc = rl_weights_load_st(&v->ws, path, NULL, err);
+    if (!rc) rc = rl_vae_bind(&v->vae, &v->ws, "", &v->cfg, err);
+    if (!rc && (v->cfg.in_channels != 3 || v->cfg.out_channels != 3))
+        rc = rl_errf(err, RL_E_SHAPE, "%s/vae: %d input and %d output channels; RGB frames need 3",
+                     model_dir, v->cfg.in_channels, v->cfg.out_channels);
+    return rc;
+}
+
+static void vae_close(vae_src *v)
+{
+    rl_vae_free(&v->vae);
+    rl_weights_free(&v->ws);
+    rl_arena_free(&v->arena);
+}
+
+static rl_status vae_gen(void *user, const rl_eval_req *req, uint8_t *frames, rl_err *err)
+{
+    vae_src *v = user;
+    const int F = req->F, H = req->H, W = req->W, s = rl_vae_cfg_scale(&v->cfg);
+    if (H % s || W % s)
+        return rl_errf(err, RL_E_SHAPE, "frames of %dx%d do not divide by the VAE's factor %d",
+                       W, H, s);
+    rl_status rc = rl_eval_source_truth().gen(NULL, req, frames, err);
+    if (rc) return rc;
+    const rl_arena_mark mk = rl_arena_get_mark(&v->arena);
+    const size_t px = (size_t)H * W, nl = (size_t)F * v->cfg.latent_channels * (px / s / s);
+    float *x = rl_arena_floats(&v->arena, (size_t)F * 3 * px);
+    float *mean = rl_arena_floats(&v->arena, nl), *lv = rl_arena_floats(&v->arena, nl);
+    if ((rc = rl_arena_check(&v->arena, err)) != RL_OK) {
+        rl_arena_reset(&v->arena, mk);
+        return rc;
+    }
+    for (int f = 0; f < F; f++)
+        for (size_t i = 0; i < px; i++)
+            for (int c = 0; c < 3; c++)
+                x[((size_t)f * 3 + c) * px + i] = frames[((size_t)f * px + i) * 3 + c] / 127.5f - 1.0f;
+    rl_vae_encode(&v->vae, &v->arena, mean, lv, x, F, H, W);
+    rl_vae_decode(&v->vae, &v->arena, x, mean, F, H / s, W / s);
+    rc = rl_arena_check(&v->arena, err);
+    for (int f = 0; rc == RL_OK && f < F; f++)
+        for (size_t i = 0; i < px; i++)
+            for (int c = 0; c < 3; c++) {
+                const float u = (x[((size_t)f * 3 + c) * px + i] + 1.0f) * 127.5f + 0.5f;
+                frames[((size_t)f * px + i) * 3 + c] = (uint8_t)(u <= 0.0f ? 0 : u >= 255.0f ? 255 : (int)u);
+            }
+    rl_arena_reset(&v->arena, mk);
+    return rc;
+}
+
 static void show_progress(void *user, int i, int n)
 {
     rl_progress_update(user, 0, "eval", i, n, "clips");
@@ -182,7 +254,7 @@ int rl_cmd_eval(int argc, char **argv)
 {
     const char *model_dir = NULL, *report = NULL, *prompt = NULL;
     int n_files = 0;    // clip files, gathered at argv[1 ..] (argument i >= 1 + n_files is read)
-    int real = 0, json = 0, quiet = 0, threads = 0, steps = 0, prompts = -1, seeds = 1;
+    int real = 0, through_vae = 0, json = 0, quiet = 0, threads = 0, steps = 0, prompts = -1, seeds = 1;
     int frames = RL_SHAPES_FRAMES, size = 64;
     double guidance = 0;
     for (int i = 1; i < argc; i++) {
@@ -190,6 +262,7 @@ int rl_cmd_eval(int argc, char **argv)
         const int has_val = i + 1 < argc;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage_text, stdout); return 0; }
         else if (!strcmp(a, "--real")) real = 1;
+        else if (!strcmp(a, "--vae")) through_vae = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--model") && has_val) model_dir = argv[++i];
@@ -237,6 +310,10 @@ int rl_cmd_eval(int argc, char **argv)
         }
         return eval_files((const char *const *)argv + 1, n_files, prompt, json);
     }
+    if (through_vae && !real) {
+        fprintf(stderr, "reel eval: --vae goes with --real (the renders through the model's VAE)\n");
+        return RL_EXIT_USAGE;
+    }
     if (prompt) {
         fprintf(stderr, "reel eval: --prompt scores clip files (reel eval FILE... --prompt TEXT)\n");
         return RL_EXIT_USAGE;
@@ -263,7 +340,7 @@ int rl_cmd_eval(int argc, char **argv)
         model_dir = env && *env ? env : rl_data_path("presets/models/shapes", model_buf,
                                                   sizeof model_buf);
     }
-    if (!real && !rl_is_dir(model_dir)) {
+    if ((!real || through_vae) && !rl_is_dir(model_dir)) {
         fprintf(stderr, "reel: model folder %s not found (use --model DIR or set REEL_MODEL)\n",
                 model_dir);
         return RL_EXIT_IO;
@@ -313,6 +390,21 @@ int rl_cmd_eval(int argc, char **argv)
 
     rl_eval_source src = rl_eval_source_truth();
     rl_status rc = RL_OK;
+    vae_src vs = { 0 };
+    char vname[4300];
+    if (through_vae) {
+        if ((rc = vae_open(&vs, model_dir, &err)) != RL_OK) {
+            vae_close(&vs);
+            rl_clipscore_close(&clip);
+            const int status = rl_cli_fail(&err);
+            return status == RL_EXIT_USAGE ? RL_EXIT_MODEL : status;
+        }
+        snprintf(vname, sizeof vname, "ground truth through the VAE of %s (the ceiling with it)",
+                 model_dir);
+        src.name = vname;
+        src.gen = vae_gen;
+        src.user = &vs;
+    }
 #ifdef RL_HAVE_CMD_GENERATE
     model_src m = { .steps = steps, .guidance = (float)guidance };
     char name[4300];
@@ -340,6 +432,7 @@ int rl_cmd_eval(int argc, char **argv)
     rl_eval_result res;
     rc = rl_eval_run(&res, &src, &o, &err);
     rl_progress_done(&prog);
+    vae_close(&vs);
 #ifdef RL_HAVE_CMD_GENERATE
     if (rc == RL_OK && m.ctx) {
         const rl_model_info mi = rl_ctx_info(m.ctx);
