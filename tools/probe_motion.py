@@ -2,6 +2,7 @@
 """Why does a trained UNet not follow motion words? Two measurements on a model folder.
 
 Usage: /usr/bin/python3 tools/probe_motion.py MODEL_DIR [--prompt 'a red circle {} on a black background']
+                                                   [--latent 16]
 
 1. Position attention of every motion module: the attention each head of attn1 would pay by
    the positional table alone (q = W_q pe_f, k = W_k pe_g, 16 frames): its entropy as a share of
@@ -52,17 +53,17 @@ def position_attention(unet):
         print('  %-48s %s' % (name[:-len('.transformer_blocks.0.attn1')], ' | '.join(cells)))
 
 
-def x0_paths(M, prompt, shared):
+def x0_paths(M, prompt, shared, side):
     unet, vae, clip, tok = M['unet'], M['vae'], M['clip'], M['tok']
     sf = json.load(open(os.path.join(M['root'], 'vae', 'config.json')))['scaling_factor']
     g = torch.Generator().manual_seed(0)
-    shape = (1, 4, 1 if shared else 16, 16, 16)
+    shape = (1, 4, 1 if shared else 16, side, side)
     noise = torch.randn(shape, generator=g, dtype=torch.float64).expand(len(MOTIONS), -1, 16, -1, -1)
     with torch.no_grad():
         ctx = clip(torch.tensor([tok.encode(prompt.format(m)) for m in MOTIONS]))
         ctx = ctx[0] if isinstance(ctx, tuple) else ctx
         x0 = -unet(noise.contiguous(), torch.full((len(MOTIONS),), 999.0, dtype=torch.float64), ctx)
-        fr = vae.decode(x0.permute(0, 2, 1, 3, 4).reshape(-1, 4, 16, 16) / sf)
+        fr = vae.decode(x0.permute(0, 2, 1, 3, 4).reshape(-1, 4, side, side) / sf)
     fr = fr.reshape(len(MOTIONS), 16, 3, fr.shape[-2], fr.shape[-1])
     S = fr.shape[-1]
     print('x0 from pure noise at t = 999 (%s noise): centroid x, y and area, first -> last frame'
@@ -82,13 +83,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('model')
     ap.add_argument('--prompt', default='a red circle {} on a black background')
+    ap.add_argument('--latent', type=int, default=16,
+                    help='latent side (16: 64x64 frames; 8 for a model trained with --size 32)')
     a = ap.parse_args()
     torch.set_num_threads(2)
     R.DDIMScheduler = lambda cfg: None          # the probe needs no sampler (and zero SNR)
     M = MM.load(os.path.abspath(a.model))
     position_attention(M['unet'])
     for shared in (False, True):
-        x0_paths(M, a.prompt, shared)
+        x0_paths(M, a.prompt, shared, a.latent)
 
 
 if __name__ == '__main__':
