@@ -52,7 +52,8 @@ struct rl_ctx {
 rl_gen_params rl_gen_default_params(void)
 {
     return (rl_gen_params){
-        .frames = 16, .width = 0, .height = 0, .steps = 25, .guidance = 7.5f, .seed = 0,
+        .frames = 16, .width = 0, .height = 0, .steps = 25, .guidance = 7.5f,
+        .guidance_rescale = 0.0f, .seed = 0,
         .scheduler = RL_GEN_SCHED_DEFAULT, .eta = 0.0f, .interp = RL_INTERP_LINEAR,
         .context_frames = 0, .context_overlap = 4, .loop = 0,
         .freeinit_iters = 0, .freeinit_butterworth = 1, .freeinit_cutoff = 0.25f,
@@ -226,6 +227,9 @@ static rl_status check_params(const rl_ctx *c, rl_gen_params *p, rl_err *err)
     if (!isfinite(p->guidance) || p->guidance < 0.0f || p->guidance > 100.0f)
         return rl_errf(err, RL_E_PARAM, "guidance %g: expected a number in [0, 100]",
                        (double)p->guidance);
+    if (!isfinite(p->guidance_rescale) || p->guidance_rescale < 0.0f || p->guidance_rescale > 1.0f)
+        return rl_errf(err, RL_E_PARAM, "guidance rescale %g: expected a number in [0, 1]",
+                       (double)p->guidance_rescale);
     if ((int)p->scheduler < RL_GEN_SCHED_DEFAULT || (int)p->scheduler > RL_GEN_SCHED_EULER)
         return rl_errf(err, RL_E_PARAM, "scheduler %d: expected DEFAULT, DDIM, DDPM or EULER",
                        (int)p->scheduler);
@@ -326,8 +330,11 @@ static rl_status sample(rl_ctx *c, sampler *s, float *lat, rl_err *err)
             if ((rc = rl_unet_fwd(&c->unet, &c->arena, s->eps_n, s->x_in, &tf, 1, emb,
                                   s->EF > 1 ? len : 1, s->L, s->D, N, len, s->h, s->w, err)))
                 return rc;
-            if (cfg) rl_guide_cfg(s->eps_w, s->eps_n, s->eps_n + n_win, p->guidance, n_win);
-            else memcpy(s->eps_w, s->eps_n, n_win * sizeof(float));
+            if (cfg) {
+                rl_guide_cfg(s->eps_w, s->eps_n, s->eps_n + n_win, p->guidance, n_win);
+                // per window: each is the clip the UNet saw (one window: diffusers' whole clip)
+                rl_guide_rescale(s->eps_w, s->eps_n + n_win, p->guidance_rescale, n_win);
+            } else memcpy(s->eps_w, s->eps_n, n_win * sizeof(float));
             rl_windows_accum(s->eps, s->eps_w, win, k, C, S);
         }
         // DDPMScheduler.step draws its noise from the pipeline's generator when t > 0

@@ -70,6 +70,9 @@ typedef struct {
                                      // vae_scale * 2^(down blocks - 1)
     int steps;                       // 1..num_train_timesteps
     float guidance;                  // 0..100; <= 1: no classifier-free guidance (one UNet pass)
+    float guidance_rescale;          // 0..1: guided prediction pulled back to the conditional
+                                     // one's standard deviation (diffusers' guidance_rescale;
+                                     // core/guide.h); 0: off
     uint64_t seed;                   // torch.Generator().manual_seed(seed) noise
     rl_gen_sched scheduler;          // DEFAULT: the model's scheduler_config.json
     float eta;                       // DDIM eta: only 0 (deterministic) is supported

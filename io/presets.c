@@ -10,7 +10,7 @@
 #include "io/json.h"
 
 static const char *const KEYS[] = {
-    "steps", "guidance", "frames", "fps", "width", "height", "scheduler", "freeinit",
+    "steps", "guidance", "guidance_rescale", "frames", "fps", "width", "height", "scheduler", "freeinit",
     "freeinit_filter", "freeinit_cutoff", "crf", "scale", "context_frames", "context_overlap",
     "loop", "negative_prompt", "description",
 };
@@ -20,7 +20,7 @@ rl_preset rl_preset_default(void)
 {
     // keep equal to presets/balanced.json (tests/test_presets.c checks it)
     return (rl_preset){
-        .steps = 25, .guidance = 7.5f, .frames = 16, .fps = 8, .width = 64, .height = 64,
+        .steps = 25, .guidance = 7.5f, .guidance_rescale = 0.0f, .frames = 16, .fps = 8, .width = 64, .height = 64,
         .scheduler = "ddim", .freeinit = 0, .freeinit_filter = "butterworth",
         .freeinit_cutoff = 0.25f, .crf = 18, .scale = 8.0f, .context_frames = 0,
         .context_overlap = 4, .loop = 0, .negative_prompt = "",
@@ -49,6 +49,8 @@ rl_status rl_preset_check(const rl_preset *p, const char *label, rl_err *err)
     RANGE(p->steps >= 1 && p->steps <= 1000, "steps", "%d", p->steps, "1..1000");
     RANGE(isfinite(p->guidance) && p->guidance >= 0 && p->guidance <= 100, "guidance", "%g",
           p->guidance, "0..100");
+    RANGE(isfinite(p->guidance_rescale) && p->guidance_rescale >= 0 && p->guidance_rescale <= 1,
+          "guidance_rescale", "%g", p->guidance_rescale, "a number in [0, 1]");
     RANGE(p->frames >= 1 && p->frames <= 4096, "frames", "%d", p->frames, "1..4096");
     RANGE(p->fps >= 1 && p->fps <= 240, "fps", "%d", p->fps, "1..240");
     RANGE(p->width >= 8 && p->width <= 4096 && p->width % 8 == 0, "width", "%d", p->width,
@@ -94,15 +96,16 @@ static rl_status apply(rl_preset *p, const rl_json *j, rl_err *err)
         for (int i = 0; i < N_KEYS && !known; i++) known = strcmp(c->string, KEYS[i]) == 0;
         if (!known)
             return rl_errf(err, RL_E_FORMAT, "%s: unknown key '%s' (known: steps, guidance, "
-                           "frames, fps, width, height, scheduler, freeinit, freeinit_filter, "
+                           "guidance_rescale, frames, fps, width, height, scheduler, freeinit, freeinit_filter, "
                            "freeinit_cutoff, crf, scale, context_frames, context_overlap, loop, "
                            "negative_prompt, description)", label, c->string);
     }
     rl_status rc;
-    double g, cut, scale;
+    double g, gr, cut, scale;
     const char *sched, *filter, *neg, *desc;
     if ((rc = rl_json_int(j, NULL, "steps", p->steps, &p->steps, err)) ||
         (rc = rl_json_float(j, NULL, "guidance", p->guidance, &g, err)) ||
+        (rc = rl_json_float(j, NULL, "guidance_rescale", p->guidance_rescale, &gr, err)) ||
         (rc = rl_json_int(j, NULL, "frames", p->frames, &p->frames, err)) ||
         (rc = rl_json_int(j, NULL, "fps", p->fps, &p->fps, err)) ||
         (rc = rl_json_int(j, NULL, "width", p->width, &p->width, err)) ||
@@ -120,6 +123,7 @@ static rl_status apply(rl_preset *p, const rl_json *j, rl_err *err)
         (rc = rl_json_str(j, NULL, "description", "", &desc, err)))
         return rc;
     p->guidance = (float)g;
+    p->guidance_rescale = (float)gr;
     p->freeinit_cutoff = (float)cut;
     p->scale = (float)scale;
     // the fields are their own defaults: copy through temporaries (they may alias)

@@ -3,7 +3,8 @@
  *
  * A preset file is one JSON object; every key is optional (absent keys keep the built-in
  * default, which equals presets/balanced.json). Keys and types:
- *   steps int, guidance number, frames int, fps int, width int, height int,
+ *   steps int, guidance number, guidance_rescale number in [0, 1], frames int, fps int,
+ *   width int, height int,
  *   scheduler "default" | "ddim" | "ddpm" | "euler",
  *   freeinit int (FreeInit iterations, 0: off), freeinit_filter "gaussian" | "butterworth",
  *   freeinit_cutoff number in (0, 1], crf int, scale number,
@@ -21,6 +22,7 @@
 typedef struct {
     int steps;
     float guidance;
+    float guidance_rescale;                // 0..1, 0: off (core/guide.h)
     int frames, fps, width, height;
     char scheduler[16];                    // "default", "ddim", "ddpm", "euler"
     int freeinit;                          // FreeInit iterations, 0: off

@@ -3,7 +3,8 @@
  * token ids, text embeddings, initial latents, timesteps, first guided noise prediction,
  * latents after step 1 and after every step, final latents, decoded frames; the same run at
  * guidance 1 (one UNet pass in reel, two in the reference). Also parameter errors, cancellation,
- * the guidance formula, and 1 vs 2 threads. */
+ * the guidance formula and guidance rescale (a whole run against tiny_a_ext's rescale_* case),
+ * and 1 vs 2 threads. */
 #include <math.h>
 #include <string.h>
 
@@ -208,6 +209,7 @@ static void test_params(rl_test *t, const char *arg)
         { "frames 0", base }, { "width 12", base }, { "steps 0", base }, { "no prompt", base },
         { "guidance nan", base }, { "frames 5000", base }, { "overlap = context", base },
         { "freeinit cutoff 0", base }, { "scheduler 9", base }, { "eta 0.5", base },
+        { "guidance rescale 1.5", base },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) bad[i].p.prompt = "x";
     bad[0].p.frames = 0;
@@ -220,6 +222,7 @@ static void test_params(rl_test *t, const char *arg)
     bad[7].p.freeinit_iters = 2; bad[7].p.freeinit_cutoff = 0.0f;
     bad[8].p.scheduler = (rl_gen_sched)9;
     bad[9].p.eta = 0.5f;
+    bad[10].p.guidance_rescale = 1.5f;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc = rl_generate(ctx, &bad[i].p, &err);
         rl_test_check(t, rc == RL_E_PARAM, "%s -> %s: %s", bad[i].what, rl_status_str(rc), err.msg);
@@ -281,6 +284,8 @@ static rl_gen_params ext_params(rl_fixture *fx, const char *arg)
         p.scheduler = RL_GEN_SCHED_DDPM;
     } else if (!strcmp(arg, "euler")) {
         p.scheduler = RL_GEN_SCHED_EULER;
+    } else if (!strcmp(arg, "rescale")) {
+        p.guidance_rescale = (float)rl_fixture_float(fx, "guidance_rescale");
     } else if (!strcmp(arg, "travel")) {
         // the prompt at frame 0, travel_to at frame 4, linear: each frame's cross-attention
         // reads its own interpolated text
@@ -457,6 +462,22 @@ static void test_guide(rl_test *t, const char *arg)
     for (int i = 0; i < 5; i++) want[i] = u[i] + 7.5f * (c[i] - u[i]);
     rl_check_bitwise(t, "eps_u + g (eps_c - eps_u)", e, want, 5);
     RL_CHECK(t, rl_guide_active(7.5f) && !rl_guide_active(1.0f) && !rl_guide_active(0.5f));
+
+    // rescale: phi 0 leaves the bits; phi 1 gives exactly the conditional spread; a constant
+    // prediction (zero spread) is left alone, not divided by zero
+    float r[5];
+    memcpy(r, e, sizeof r);
+    rl_guide_rescale(r, c, 0.0f, 5);
+    rl_check_bitwise(t, "rescale 0", r, e, 5);
+    rl_guide_rescale(r, c, 1.0f, 5);
+    double mr = 0, mc = 0, vr = 0, vc = 0;
+    for (int i = 0; i < 5; i++) { mr += r[i] / 5.0; mc += c[i] / 5.0; }
+    for (int i = 0; i < 5; i++) { vr += (r[i] - mr) * (r[i] - mr); vc += (c[i] - mc) * (c[i] - mc); }
+    rl_test_check(t, fabs(sqrt(vr) - sqrt(vc)) < 1e-5 * sqrt(vc), "rescale 1: std %.7g, want %.7g",
+                  sqrt(vr / 4), sqrt(vc / 4));
+    float k[5] = { 2, 2, 2, 2, 2 }, k0[5] = { 2, 2, 2, 2, 2 };
+    rl_guide_rescale(k, c, 0.7f, 5);
+    rl_check_bitwise(t, "rescale of a constant", k, k0, 5);
 }
 
 int main(int argc, char **argv)
@@ -470,6 +491,7 @@ int main(int argc, char **argv)
         { "ddpm", test_ext, "ddpm" },
         { "euler", test_ext, "euler" },
         { "travel", test_ext, "travel" },
+        { "guidance_rescale", test_ext, "rescale" },
         { "windows_same", test_windows, NULL },
         { "params", test_params, NULL },
         { "guide", test_guide, NULL },

@@ -19,7 +19,8 @@ static const char *write_tmp(rl_test *t, const char *name, const char *text)
 
 static int same_preset(const rl_preset *a, const rl_preset *b)
 {
-    return a->steps == b->steps && a->guidance == b->guidance && a->frames == b->frames &&
+    return a->steps == b->steps && a->guidance == b->guidance &&
+           a->guidance_rescale == b->guidance_rescale && a->frames == b->frames &&
            a->fps == b->fps && a->width == b->width && a->height == b->height &&
            strcmp(a->scheduler, b->scheduler) == 0 && a->freeinit == b->freeinit &&
            strcmp(a->freeinit_filter, b->freeinit_filter) == 0 &&
@@ -76,6 +77,8 @@ static void test_bad(rl_test *t, const char *arg)
         { "{\"freeinit_filter\": \"box\"}", RL_E_PARAM, "freeinit_filter" },
         { "{\"freeinit_cutoff\": 0}", RL_E_PARAM, "freeinit_cutoff" },
         { "{\"crf\": 70}", RL_E_PARAM, "crf" },
+        { "{\"guidance_rescale\": 1.5}", RL_E_PARAM, "guidance_rescale" },
+        { "{\"guidance_rescale\": \"0.7\"}", RL_E_FORMAT, "guidance_rescale" },
         { "{\"context_frames\": 8, \"context_overlap\": 8}", RL_E_PARAM, "context_overlap" },
         { "{\"steps\": 10,", RL_E_FORMAT, "" },
         { "[1, 2]", RL_E_FORMAT, "object" },

@@ -70,7 +70,8 @@ static const char usage_text[] =
     "  --steps N       denoising steps (default 25)\n"
     "  --guidance G    guidance scale for the adherence rows (default 7.5); the guidance row\n"
     "                  compares it with 1\n"
-    "  --threads N     CPU threads for the model (default: all)\n"
+    "  --guidance-rescale X   guidance rescale 0..1 of every guided clip (default 0: off;\n"
+    "                  see reel generate --help)\n"    "  --threads N     CPU threads for the model (default: all)\n"
     "  --json          print everything (table and per-clip verdicts) as JSON instead\n"
     "  --report DIR    also write DIR/index.html: the table, then every clip (MP4) beside its\n"
     "                  prompt and verdict, misses in red; opens from disk, no server needed\n"
@@ -95,6 +96,7 @@ typedef struct {
     rl_ctx *ctx;
     int steps;                 // <= 0: the preset's
     float guidance;            // <= 0: the preset's
+    float guidance_rescale;    // 0: off
     uint8_t *dst;              // (F, H, W, 3) of the clip being made
     int F, H, W, got;
 } model_src;
@@ -126,6 +128,7 @@ static rl_status model_gen(void *user, const rl_eval_req *req, uint8_t *frames, 
     if (m->steps > 0) p.steps = m->steps;
     if (req->guidance > 0) p.guidance = req->guidance;
     else if (m->guidance > 0) p.guidance = m->guidance;
+    p.guidance_rescale = m->guidance_rescale;
     p.on_frame = model_frame;
     p.frame_user = m;
     m->dst = frames;
@@ -256,7 +259,7 @@ int rl_cmd_eval(int argc, char **argv)
     int n_files = 0;    // clip files, gathered at argv[1 ..] (argument i >= 1 + n_files is read)
     int real = 0, through_vae = 0, json = 0, quiet = 0, threads = 0, steps = 0, prompts = -1, seeds = 1;
     int frames = RL_SHAPES_FRAMES, size = 64;
-    double guidance = 0;
+    double guidance = 0, guidance_rescale = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int has_val = i + 1 < argc;
@@ -286,6 +289,9 @@ int rl_cmd_eval(int argc, char **argv)
             if (rl_cli_int(argv[++i], "--threads", 1, 1024, &threads)) return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--guidance") && has_val) {
             if (rl_cli_double(argv[++i], "--guidance", 0.0, 100.0, &guidance)) return RL_EXIT_USAGE;
+        } else if (!strcmp(a, "--guidance-rescale") && has_val) {
+            if (rl_cli_double(argv[++i], "--guidance-rescale", 0.0, 1.0, &guidance_rescale))
+                return RL_EXIT_USAGE;
         } else if (!strcmp(a, "--prompt") && has_val) {
             prompt = argv[++i];
         } else if (a[0] != '-' || !strcmp(a, "-")) {
@@ -296,6 +302,7 @@ int rl_cmd_eval(int argc, char **argv)
                      !strcmp(a, "-n") || !strcmp(a, "--n") || !strcmp(a, "--seeds") ||
                      !strcmp(a, "--frames") || !strcmp(a, "--size") ||
                      !strcmp(a, "--steps") || !strcmp(a, "--threads") || !strcmp(a, "--guidance") ||
+                     !strcmp(a, "--guidance-rescale") ||
                      !strcmp(a, "--prompt"))
                     ? "missing value after" : "unknown option", a);
             return RL_EXIT_USAGE;
@@ -406,7 +413,8 @@ int rl_cmd_eval(int argc, char **argv)
         src.user = &vs;
     }
 #ifdef RL_HAVE_CMD_GENERATE
-    model_src m = { .steps = steps, .guidance = (float)guidance };
+    model_src m = { .steps = steps, .guidance = (float)guidance,
+                    .guidance_rescale = (float)guidance_rescale };
     char name[4300];
     if (!real) {
         if ((rc = rl_ctx_open(&m.ctx, model_dir, threads, &err)) != RL_OK) {
@@ -426,7 +434,7 @@ int rl_cmd_eval(int argc, char **argv)
         rl_clipscore_close(&clip);
         return RL_EXIT_USAGE;
     }
-    (void)steps; (void)threads; (void)guidance;
+    (void)steps; (void)threads; (void)guidance; (void)guidance_rescale;
 #endif
 
     rl_eval_result res;

@@ -69,6 +69,9 @@ static void usage(FILE *f, const char *cmd)
         "  --steps N              denoising steps (default: preset, 25)\n"
         "  -g, --guidance G       classifier-free guidance scale 0..100; 1 or less disables it\n"
         "                         (default: preset, 7.5)\n"
+        "  --guidance-rescale X   0..1: pull the guided prediction back to the spread of the\n"
+        "                         prompt's own (diffusers' guidance_rescale; against the\n"
+        "                         over-saturation of strong guidance; default: preset, 0 = off)\n"
         "  --scheduler NAME       ddim (deterministic), ddpm (stochastic, seeded), euler, or\n"
         "                         default (the model's scheduler_config.json) (default: preset)\n"
         "  --frames N             clip length in frames (default: preset, 16)\n"
@@ -313,6 +316,10 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
             NEED_ARG();
             if (rl_cli_double(argv[++i], "--guidance", 0.0, 100.0, &d)) return RL_EXIT_USAGE;
             ps.guidance = (float)d;
+        } else if (!strcmp(a, "--guidance-rescale")) {
+            NEED_ARG();
+            if (rl_cli_double(argv[++i], "--guidance-rescale", 0.0, 1.0, &d)) return RL_EXIT_USAGE;
+            ps.guidance_rescale = (float)d;
         } else if (!strcmp(a, "--frames")) {
             INT_OPT("--frames", 1, 4096, &ps.frames);
             frames_set = 1;
@@ -487,6 +494,7 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
     gp.height = ps.height;
     gp.steps = ps.steps;
     gp.guidance = ps.guidance;
+    gp.guidance_rescale = ps.guidance_rescale;
     gp.seed = seed;
     gp.scheduler = (rl_gen_sched)sched_i;      // SCHEDULERS is in rl_gen_sched order
     gp.context_frames = ps.context_frames;
@@ -502,11 +510,15 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
 
     // what goes into the file's metadata, so the clip can be reproduced (no timings, no
     // machine facts: the same settings give the same bytes)
-    char seed_s[32], steps_s[16], guid_s[32], frames_s[16], size_s[32], fps_s[16], win_s[64];
+    char seed_s[32], steps_s[16], guid_s[64], frames_s[16], size_s[32], fps_s[16], win_s[64];
     char fi_s[64];
     snprintf(seed_s, sizeof seed_s, "%llu", seed);
     snprintf(steps_s, sizeof steps_s, "%d", gp.steps);
-    snprintf(guid_s, sizeof guid_s, "%g", (double)gp.guidance);
+    if (gp.guidance_rescale > 0.0f)
+        snprintf(guid_s, sizeof guid_s, "%g rescale %g", (double)gp.guidance,
+                 (double)gp.guidance_rescale);
+    else
+        snprintf(guid_s, sizeof guid_s, "%g", (double)gp.guidance);
     snprintf(frames_s, sizeof frames_s, "%d", gp.frames);
     snprintf(size_s, sizeof size_s, "%dx%d", gp.width, gp.height);
     snprintf(fps_s, sizeof fps_s, "%d", ps.fps);
@@ -570,10 +582,12 @@ int rl_gen_cli(int argc, char **argv, const char *cmd, rl_gen_schedule_fn load_s
         json_str(stdout, prompt ? prompt : travel);
         printf(", \"negative_prompt\": ");
         json_str(stdout, negative ? negative : "");
-        printf(", \"seed\": %llu, \"steps\": %d, \"guidance\": %g, \"scheduler\": \"%s\", "
+        printf(", \"seed\": %llu, \"steps\": %d, \"guidance\": %g, \"guidance_rescale\": %g, "
+               "\"scheduler\": \"%s\", "
                "\"frames\": %d, \"width\": %d, \"height\": %d, \"fps\": %d, \"scale\": %g, "
                "\"context\": %d, \"overlap\": %d, \"loop\": %s, \"freeinit\": %d, \"model\": ",
-               seed, gp.steps, (double)gp.guidance, SCHEDULERS[sched_i], gp.frames, gp.width,
+               seed, gp.steps, (double)gp.guidance, (double)gp.guidance_rescale,
+               SCHEDULERS[sched_i], gp.frames, gp.width,
                gp.height, ps.fps, (double)ps.scale, gp.context_frames, gp.context_overlap,
                gp.loop ? "true" : "false", gp.freeinit_iters);
         json_str(stdout, model);
