@@ -213,6 +213,58 @@ done:
     rl_st_close(&fb);
 }
 
+/* The whole file at path (NULL when unreadable); *n its size. */
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long len = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)len + 1)) && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        free(buf);
+        buf = NULL;
+    }
+    if (f) fclose(f);
+    *n = len > 0 ? (size_t)len : 0;
+    return buf;
+}
+
+/* --export on a stopped run (o: its options): the model folder it rewrites from the checkpoint
+ * is the one the run wrote at its stop, byte for byte; the checkpoint and the loss log are
+ * untouched; without a checkpoint it fails, naming the path. */
+static void check_export(rl_test *t, const rl_train_opts *o)
+{
+    char wp[4200], cp[4200], lp[4200];
+    rl_train_join(wp, sizeof wp, o->out, "vae/diffusion_pytorch_model.safetensors");
+    rl_train_join(cp, sizeof cp, o->out, "train/vae.ckpt.safetensors");
+    rl_train_join(lp, sizeof lp, o->out, "train/vae.csv");
+    size_t nw, nc, nl, n2;
+    char *w = slurp(wp, &nw), *c = slurp(cp, &nc), *l = slurp(lp, &nl), *x;
+    rl_err err = { 0 };
+    rl_train_opts e = *o;
+    e.export_only = 1;
+    if (!RL_CHECK(t, w && c && l && remove(wp) == 0)) goto done;
+    rl_status rc = rl_train_vae(&e, &err);
+    rl_test_check(t, rc == RL_OK, "--export: %s", err.msg);
+    x = slurp(wp, &n2);
+    rl_test_check(t, x && n2 == nw && !memcmp(x, w, nw), "--export rewrote the stop's weights");
+    free(x);
+    x = slurp(cp, &n2);
+    rl_test_check(t, x && n2 == nc && !memcmp(x, c, nc), "--export left the checkpoint alone");
+    free(x);
+    x = slurp(lp, &n2);
+    rl_test_check(t, x && n2 == nl && !memcmp(x, l, nl), "--export left the loss log alone");
+    free(x);
+    e.ckpt = rl_test_tmp_path(t, "none.ckpt.safetensors");
+    rc = rl_train_vae(&e, &err);
+    rl_test_check(t, rc == RL_E_MISSING && strstr(err.msg, "--export") && strstr(err.msg, e.ckpt),
+                  "--export without a checkpoint: %s", err.msg);
+done:
+    free(w);
+    free(c);
+    free(l);
+}
+
 static void test_vae_resume_exact(rl_test *t, const char *arg)
 {
     (void)arg;
@@ -228,6 +280,7 @@ static void test_vae_resume_exact(rl_test *t, const char *arg)
     b.stop_at = 2;
     if (!RL_CHECK(t, rl_train_vae(&b, &err) == RL_OK)) rl_test_fail(t, "%s", err.msg);
     b.stop_at = 0;
+    check_export(t, &b);
     b.resume = 1;
     const int nt = rl_par_threads();
     rl_par_set_threads(nt > 1 ? 1 : 2);

@@ -53,6 +53,9 @@ static void help(FILE *f)
 "  --resume               continue the run from its checkpoint\n"
 "  --resume-from DIR      start from the weights of the same component in DIR\n"
 "                         (for unet --stage motion: the image stage's unet)\n"
+"  --export               write the model folder from the run's checkpoint (its EMA weights)\n"
+"                         and exit, without training: look at a run while it goes on (the\n"
+"                         same options as the run; reads the checkpoint, writes no state)\n"
 "  --stop-at N            stop after step N with a checkpoint and write the model folder\n"
 "                         from the weights so far (split a long run across sittings)\n"
 "  --checkpoint PATH      checkpoint file instead of DIR/train/STAGE.ckpt.safetensors\n"
@@ -325,6 +328,7 @@ int rl_cmd_train(int argc, char **argv)
             continue;
         }
         if (!strcmp(a, "--resume")) { o.resume = 1; continue; }
+        if (!strcmp(a, "--export")) { o.export_only = 1; continue; }
         if (!strcmp(a, "--zero-snr")) { o.zero_snr = 1; continue; }
         if (!strcmp(a, "--hard-negatives")) { o.hard_negatives = RL_NEG_MOTION; continue; }
         if (!strncmp(a, "--hard-negatives=", 17)) {

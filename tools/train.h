@@ -216,11 +216,13 @@ typedef struct {
     const char *ckpt_path;
     const char *log_path;       // CSV (NULL: none)
     int resume;                 // continue from ckpt_path
+    int export_only;            // with resume: write the release folder from the checkpoint's
+                                // weights (finish) and return; no step, log or checkpoint write
     int catch_signals;          // SIGINT/SIGTERM: checkpoint, then RL_E_INTERRUPTED
     const rl_kv *meta; int n_meta;   // stored in checkpoints; must match on resume
 } rl_train_loop_cfg;
 
-/* Runs steps (resumed step + 1) .. steps: zero grads, stage step, schedule, optimizer step,
+/* Runs steps (resumed step + 1) .. steps (none with export_only): zero grads, stage step, schedule, optimizer step,
  * log; a checkpoint every ckpt_every seconds, at the end and when stopped. Errors: the
  * stage's, checkpoint I/O, RL_E_PARAM (resume with other settings), RL_E_INTERNAL (a
  * non-finite loss), RL_E_INTERRUPTED (a signal; a checkpoint was written). */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "io/atomic.h"
@@ -598,9 +599,11 @@ rl_status rl_train_loop(const rl_train_loop_cfg *c, rl_ptable *pt, rl_err *err)
 
     if (c->resume) {
         rc = rl_ckpt_open(&ck, c->ckpt_path, err);
-        if (rc == RL_E_IO && errno == ENOENT)
-            rc = rl_errf(err, RL_E_MISSING, "--resume: no checkpoint at %s (run without --resume "
-                         "to start a new run)", c->ckpt_path);
+        if (rc && access(c->ckpt_path, F_OK) != 0 && errno == ENOENT)
+            rc = c->export_only
+                 ? rl_errf(err, RL_E_MISSING, "--export: no checkpoint at %s", c->ckpt_path)
+                 : rl_errf(err, RL_E_MISSING, "--resume: no checkpoint at %s (run without "
+                           "--resume to start a new run)", c->ckpt_path);
         if (rc) goto done;
         if (strcmp(ck.stage, c->stage)) {
             rc = rl_errf(err, RL_E_PARAM, "%s: a checkpoint of stage '%s', this is stage '%s'",
@@ -620,6 +623,10 @@ rl_status rl_train_loop(const rl_train_loop_cfg *c, rl_ptable *pt, rl_err *err)
         if (rc) goto done;
         start = ck.step;
         rl_ckpt_close(&ck);
+    }
+    if (c->export_only) {   // reads the checkpoint only: safe beside the run that writes it
+        rc = c->finish ? c->finish(c->ctx, pt, err) : RL_OK;
+        goto done;
     }
     if (c->log_path) {
         rc = rl_csvlog_open(&log, c->log_path, "step,loss,lr,grad_norm,aux,elapsed_s",
@@ -775,7 +782,8 @@ rl_status rl_train_loop_cfg_init(rl_train_loop_cfg *c, const rl_train_opts *o, c
         .adam = { .lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                   .weight_decay = o->weight_decay },
         .max_norm = o->max_norm, .ema_decay = o->ema, .ckpt_every = o->ckpt_every,
-        .resume = o->resume, .catch_signals = o->catch_signals,
+        .resume = o->resume || o->export_only, .export_only = o->export_only,
+        .catch_signals = o->catch_signals,
     };
     rl_status rc = rl_train_mkdir(o->out, err);
     if (rc) return rc;

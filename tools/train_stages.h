@@ -36,6 +36,7 @@ typedef struct {
     float ema;                  // EMA decay (0: off; release = raw weights)
     double ckpt_every;          // seconds
     int resume, catch_signals, threads;
+    int export_only;            // --export: the model folder from the checkpoint, no training
     int overfit;                // every step reuses step 1's data and noise (a sanity check)
 
     int size;                   // frame side in pixels (64)
