@@ -104,6 +104,7 @@ echo "[reel train: 2 bad option]"
 expect 2 "unknown kind 'colour'" "$TMP/neg" -- train clip --out "$TMP/neg" --hard-negatives=motion,colour
 expect 2 "at least one kind"     "$TMP/neg" -- train clip --out "$TMP/neg" --hard-negatives=
 expect 2 "centre-paths.*0 to 1"  "$TMP/neg" -- train unet --out "$TMP/neg" --centre-paths 1.5
+expect 2 "export does not apply" "$TMP/tk" -- train tokenizer --out "$TMP/tk" --export
 
 echo "[reel train --plot: 2 bad option, 3 bad log or unwritable image]"
 P=$TMP/loss.png

@@ -439,6 +439,11 @@ int rl_cmd_train(int argc, char **argv)
         fprintf(stderr, "reel: train: --out DIR is required (the model folder)\n");
         return RL_EXIT_USAGE;
     }
+    if (!strcmp(stage, "tokenizer") && (o.export_only || o.resume)) {
+        fprintf(stderr, "reel: train tokenizer: %s does not apply (the tokenizer is made in one "
+                "pass, without checkpoints)\n", o.export_only ? "--export" : "--resume");
+        return RL_EXIT_USAGE;
+    }
     if (have_warmup && o.warmup >= o.steps && o.steps > 1) {
         fprintf(stderr, "reel: --warmup (%ld) must be below --steps (%ld)\n", o.warmup, o.steps);
         return RL_EXIT_USAGE;
