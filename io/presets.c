@@ -10,8 +10,8 @@
 #include "io/json.h"
 
 static const char *const KEYS[] = {
-    "steps", "guidance", "guidance_rescale", "frames", "fps", "width", "height", "scheduler", "freeinit",
-    "freeinit_filter", "freeinit_cutoff", "crf", "scale", "context_frames", "context_overlap",
+    "steps", "guidance", "guidance_rescale", "frames", "fps", "width", "height", "scheduler",
+    "freeinit", "freeinit_filter", "freeinit_cutoff", "crf", "scale", "context_frames", "context_overlap",
     "loop", "negative_prompt", "description",
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
@@ -20,7 +20,8 @@ rl_preset rl_preset_default(void)
 {
     // keep equal to presets/balanced.json (tests/test_presets.c checks it)
     return (rl_preset){
-        .steps = 25, .guidance = 7.5f, .guidance_rescale = 0.0f, .frames = 16, .fps = 8, .width = 64, .height = 64,
+        .steps = 25, .guidance = 7.5f, .guidance_rescale = 0.0f, .frames = 16, .fps = 8,
+        .width = 64, .height = 64,
         .scheduler = "ddim", .freeinit = 0, .freeinit_filter = "butterworth",
         .freeinit_cutoff = 0.25f, .crf = 18, .scale = 8.0f, .context_frames = 0,
         .context_overlap = 4, .loop = 0, .negative_prompt = "",
@@ -96,8 +97,8 @@ static rl_status apply(rl_preset *p, const rl_json *j, rl_err *err)
         for (int i = 0; i < N_KEYS && !known; i++) known = strcmp(c->string, KEYS[i]) == 0;
         if (!known)
             return rl_errf(err, RL_E_FORMAT, "%s: unknown key '%s' (known: steps, guidance, "
-                           "guidance_rescale, frames, fps, width, height, scheduler, freeinit, freeinit_filter, "
-                           "freeinit_cutoff, crf, scale, context_frames, context_overlap, loop, "
+                           "guidance_rescale, frames, fps, width, height, scheduler, freeinit, "
+                           "freeinit_filter, freeinit_cutoff, crf, scale, context_frames, context_overlap, loop, "
                            "negative_prompt, description)", label, c->string);
     }
     rl_status rc;

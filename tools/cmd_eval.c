@@ -71,7 +71,8 @@ static const char usage_text[] =
     "  --guidance G    guidance scale for the adherence rows (default 7.5); the guidance row\n"
     "                  compares it with 1\n"
     "  --guidance-rescale X   guidance rescale 0..1 of every guided clip (default 0: off;\n"
-    "                  see reel generate --help)\n"    "  --threads N     CPU threads for the model (default: all)\n"
+    "                  see reel generate --help)\n"
+    "  --threads N     CPU threads for the model (default: all)\n"
     "  --json          print everything (table and per-clip verdicts) as JSON instead\n"
     "  --report DIR    also write DIR/index.html: the table, then every clip (MP4) beside its\n"
     "                  prompt and verdict, misses in red; opens from disk, no server needed\n"
@@ -234,7 +235,8 @@ static rl_status vae_gen(void *user, const rl_eval_req *req, uint8_t *frames, rl
     for (int f = 0; f < F; f++)
         for (size_t i = 0; i < px; i++)
             for (int c = 0; c < 3; c++)
-                x[((size_t)f * 3 + c) * px + i] = frames[((size_t)f * px + i) * 3 + c] / 127.5f - 1.0f;
+                x[((size_t)f * 3 + c) * px + i] =
+                    frames[((size_t)f * px + i) * 3 + c] / 127.5f - 1.0f;
     rl_vae_encode(&v->vae, &v->arena, mean, lv, x, F, H, W);
     rl_vae_decode(&v->vae, &v->arena, x, mean, F, H / s, W / s);
     rc = rl_arena_check(&v->arena, err);

@@ -133,7 +133,8 @@ void rl_ptable_init_params(rl_ptable *pt, uint64_t seed, const char *const *zero
         // keyed by the name, so adding a tensor does not change the others' initial values
         rl_trng r = rl_trng_make(seed, RL_TRNG_INIT, fnv1a(w->name), 0);
         int zero = 0;
-        for (const char *const *z = zero_suffixes; z && *z; z++) zero |= rl_train_ends_with(w->name, *z);
+        for (const char *const *z = zero_suffixes; z && *z; z++)
+            zero |= rl_train_ends_with(w->name, *z);
         if (zero || rl_train_ends_with(w->name, ".bias")) {
             memset(w->data, 0, n * sizeof(float));
         } else if (strstr(w->name, "position_embedding")) {
