@@ -522,7 +522,8 @@ static void test_eval_flicker(rl_test *t, const char *arg)
     rl_eval_result_free(&res);
 }
 
-// A fake model: ignores guidance and negative prompts, travels by switching colour half-way.
+// A fake model: ignores negative prompts; at guidance 1 it draws the next colour of the palette
+// (so only colour depends on guidance); travels by switching colour half-way.
 static rl_status fake_model_gen(void *user, const rl_eval_req *req, uint8_t *frames, rl_err *err)
 {
     rl_shapes_attr a, b;
@@ -530,6 +531,7 @@ static rl_status fake_model_gen(void *user, const rl_eval_req *req, uint8_t *fra
     rl_status rc = rl_shapes_caption_parse(&a, req->prompt, err);
     if (rc == RL_OK) rc = rl_shapes_spec_from_attr(&s, &a, req->seed, err);
     if (rc != RL_OK) return rc;
+    if (req->guidance == 1.0f) s.a.color = (s.a.color + 1) % RL_N_COLOR;
     rl_shapes_render_u8(frames, &s, req->F, req->H, req->W);
     if (req->travel_to) {
         if ((rc = rl_shapes_caption_parse(&b, req->travel_to, err)) != RL_OK) return rc;
@@ -557,7 +559,14 @@ static void test_eval_model_rows(rl_test *t, const char *arg)
     if (!rl_test_check(t, rl_eval_run(&res, &src, &o, &e) == RL_OK, "eval runs: %s",
                        e.code ? e.msg : "ok"))
         return;
-    RL_CHECK(t, res.guid_right_one == 8 && res.guid_right_default == 8);
+    // colour (stated in every in-distribution prompt) is lost at guidance 1, the rest is kept
+    rl_test_check(t, res.guid_scored[RL_EVAL_COLOR] == 8 && res.guid_scored[RL_EVAL_SHAPE] == 8,
+                  "guidance row scores 8 clips (colour %d, shape %d)",
+                  res.guid_scored[RL_EVAL_COLOR], res.guid_scored[RL_EVAL_SHAPE]);
+    RL_CHECK(t, res.guid_right_one[RL_EVAL_COLOR] == 0 && res.guid_right_default[RL_EVAL_COLOR] == 8);
+    RL_CHECK(t, res.guid_right_one[RL_EVAL_SHAPE] == 8 && res.guid_right_default[RL_EVAL_SHAPE] == 8);
+    RL_CHECK(t, res.guid_right_one[RL_EVAL_MOTION] == 8 && res.guid_right_default[RL_EVAL_MOTION] == 8);
+    RL_CHECK(t, res.guid_right_one[RL_EVAL_ALL] == 0 && res.guid_right_default[RL_EVAL_ALL] == 8);
     rl_test_check(t, res.neg_x_with == res.neg_x_without, "negative ignored: X %d with, %d without",
                   res.neg_x_with, res.neg_x_without);
     RL_CHECK(t, res.travel_start_a == 8 && res.travel_end_b == 8);
@@ -571,6 +580,7 @@ static void test_eval_model_rows(rl_test *t, const char *arg)
     // the model rows are filled (only the CLIP score, without a CLIP pair, is n/a)
     const char *g = strstr(txt, "guidance effect");
     RL_CHECK(t, g && strncmp(g + 35, "n/a", 3) && strstr(txt, "n/a: no CLIP pair given"));
+    RL_CHECK(t, g && strstr(g, "colour 0.0% vs 100.0%, shape 100.0% vs 100.0%"));
     free(txt);
     rl_eval_result_free(&res);
 

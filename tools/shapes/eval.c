@@ -83,7 +83,7 @@ rl_eval_source rl_eval_source_truth(void)
 rl_eval_opts rl_eval_default_opts(void)
 {
     return (rl_eval_opts){ .F = RL_SHAPES_FRAMES, .H = 64, .W = 64, .n_in = 48, .n_heldout = 48,
-                           .n_seeds = 1, .n_guidance = 16, .n_negative = 16, .n_travel = 8,
+                           .n_seeds = 1, .n_guidance = 48, .n_negative = 16, .n_travel = 8,
                            .clip_na = "no CLIP pair given" };
 }
 
@@ -327,8 +327,12 @@ rl_status rl_eval_run(rl_eval_result *res, const rl_eval_source *src, const rl_e
                                   .F = o->F, .H = o->H, .W = o->W };
         if ((rc = one(&r, &req, &c.got, NULL, err)) != RL_OK) goto fail;
         score(&c);
-        res->guid_right_default += res->clips[i].hit[RL_EVAL_ALL];
-        res->guid_right_one += c.hit[RL_EVAL_ALL];
+        for (int k = 0; k < RL_EVAL_N_ATTR; k++) {
+            if (c.hit[k] < 0) continue;
+            res->guid_scored[k]++;
+            res->guid_right_default[k] += res->clips[i].hit[k];
+            res->guid_right_one[k] += c.hit[k];
+        }
     }
 
     // -- negative prompts: colour-free prompts, colour X negated or not
@@ -478,9 +482,14 @@ void rl_eval_print_table(FILE *f, const rl_eval_result *res)
     } else {
         char gs[32] = "the default";
         if (res->guidance > 0) snprintf(gs, sizeof gs, "%g", (double)res->guidance);
-        fprintf(f, "%-34s all attributes %.1f%% at guidance 1 vs %.1f%% at %s (%d clips)\n",
-                "guidance effect", pct(res->guid_right_one, res->n_guidance),
-                pct(res->guid_right_default, res->n_guidance), gs, res->n_guidance);
+        fprintf(f, "%-34s at guidance 1 vs %s (%d clips):", "guidance effect", gs,
+                res->n_guidance);
+        for (int k = RL_EVAL_COLOR; k < RL_EVAL_N_ATTR; k++)
+            fprintf(f, "%s %s %.1f%% vs %.1f%%", k == RL_EVAL_COLOR ? "" : ",",
+                    attr_name[k],
+                    pct(res->guid_right_one[k], res->guid_scored[k]),
+                    pct(res->guid_right_default[k], res->guid_scored[k]));
+        fprintf(f, "\n");
         fprintf(f, "%-34s clips showing colour X: %.1f%% with X as negative prompt vs %.1f%% "
                 "without (%d prompts)\n", "negative-prompt effect",
                 pct(res->neg_x_with, res->n_negative), pct(res->neg_x_without, res->n_negative),
@@ -672,9 +681,19 @@ void rl_eval_print_json(FILE *f, const rl_eval_result *res)
         json_str(f, res->na_reason);
         fprintf(f, ",\n");
     } else {
-        fprintf(f, "  \"guidance\": {\"n\": %d, \"all_at_1\": %.6f, \"all_at_default\": %.6f},\n",
-                res->n_guidance, res->n_guidance ? (double)res->guid_right_one / res->n_guidance : 0,
-                res->n_guidance ? (double)res->guid_right_default / res->n_guidance : 0);
+        fprintf(f, "  \"guidance\": {\"n\": %d", res->n_guidance);
+        for (int w = 0; w < 2; w++) {
+            const int *right = w ? res->guid_right_default : res->guid_right_one;
+            fprintf(f, ", \"%s\": %.6f", w ? "all_at_default" : "all_at_1",
+                    pct(right[RL_EVAL_ALL], res->guid_scored[RL_EVAL_ALL]) / 100);
+            fprintf(f, ", \"%s\": {", w ? "at_default" : "at_1");
+            for (int k = 0; k < RL_EVAL_N_ATTR; k++) {
+                fprintf(f, "%s\"%s\": ", k ? ", " : "", attr_key[k]);
+                json_num(f, res->guid_scored[k] ? pct(right[k], res->guid_scored[k]) / 100 : NAN);
+            }
+            fprintf(f, "}");
+        }
+        fprintf(f, "},\n");
         fprintf(f, "  \"negative\": {\"n\": %d, \"x_without\": %.6f, \"x_with\": %.6f},\n",
                 res->n_negative,
                 res->n_negative ? (double)res->neg_x_without / res->n_negative : 0,

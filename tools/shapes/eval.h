@@ -8,8 +8,9 @@
  *   background flicker   RMS (0..255 levels) of the temporal frequencies k >= F/4 of pixels that
  *                        are background in every frame (FFTW r2c over time), averaged over the
  *                        clips that have such pixels (their count is reported with it);
- *   guidance effect      joint adherence ("all attributes") at guidance 1 vs the default, on the
- *                        first n_guidance in-distribution prompts;
+ *   guidance effect      adherence per attribute (colour, shape, motion, all) at guidance 1 vs
+ *                        the default, on the first n_guidance in-distribution prompts (all of
+ *                        them by default: 16 clips could not tell 19% from 25%);
  *   negative prompt      colour-free prompts "a {shape} {motion} on a {bg} background"; colour X
  *                        cycles through the palette; share of clips analysed as X without a
  *                        negative prompt vs with "a {X} {shape} {motion} on a {bg} background";
@@ -75,7 +76,7 @@ typedef struct {
     int F, H, W;                              // clip size (16, 64, 64)
     int n_in, n_heldout;                      // prompts per set (48, 48), <= RL_EVAL_MAX_SET
     int n_seeds;                              // seeds per prompt (1), 1..RL_EVAL_MAX_SEEDS
-    int n_guidance, n_negative, n_travel;     // prompts for the model rows (16, 16, 8)
+    int n_guidance, n_negative, n_travel;     // prompts for the model rows (48, 16, 8)
     int keep_frames;                          // keep every clip's frames (for the report)
     rl_clipscore *clip;                       // CLIP pair for the CLIP score; NULL: n/a
     const char *clip_na;                      // why, when clip is NULL
@@ -124,7 +125,10 @@ typedef struct {
     double clip_mismatch[2];                   // [set] mean over mismatched (prompt, clip) pairs
     int model;                                 // the model rows below are filled
     char na_reason[160];
-    int n_guidance, guid_right_default, guid_right_one;
+    int n_guidance;                            // clips of the guidance row, and per attribute
+    int guid_right_default[RL_EVAL_N_ATTR];    // those right at the default guidance,
+    int guid_right_one[RL_EVAL_N_ATTR];        // at guidance 1,
+    int guid_scored[RL_EVAL_N_ATTR];           // and those scored (an unstated background is not)
     int n_negative, neg_x_without, neg_x_with;
     int n_travel, travel_start_a, travel_end_b;
     double travel_t[RL_SHAPES_MAX_FRAMES];     // (F) mean position on A -> B per frame over
