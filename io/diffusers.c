@@ -144,6 +144,40 @@ rl_status rl_diffusers_load_weights(rl_weights *ws, const char *dir, const char 
     return rl_errf(err, RL_E_MISSING, "%s: missing weights file", path);
 }
 
+// ---- components -------------------------------------------------------------------
+
+// dir/sub/config.json, named in the error when it is not there
+static rl_status config_path(char *path, const char *dir, const char *sub, rl_err *err)
+{
+    rl_status rc = join(path, dir, sub, "config.json", err);
+    if (!rc && !is_file(path)) rc = rl_errf(err, RL_E_MISSING, "%s: missing", path);
+    return rc;
+}
+
+rl_status rl_diffusers_load_text(rl_clip_cfg *cfg, rl_weights *ws, const char *dir, rl_err *err)
+{
+    char path[PATH_CAP];
+    rl_status rc = config_path(path, dir, "text_encoder", err);
+    if (!rc) rc = rl_clip_cfg_load(cfg, path, err);
+    if (!rc) rc = rl_diffusers_load_weights(ws, dir, "text_encoder", "model", err);
+    if (rc) return rc;
+    // transformers' position_ids buffer (saved by versions before 4.31) holds arange(L); reel
+    // computes the positions itself. I64 copies are skipped on load; a float copy (a converted
+    // checkpoint) is checked for shape and marked used, so binding leaves nothing over.
+    const float *pos_ids;
+    return rl_weights_get_opt(ws, "text_model.embeddings.position_ids", 2,
+                              (int64_t[]){ 1, cfg->max_position_embeddings }, &pos_ids, err);
+}
+
+rl_status rl_diffusers_load_vae(rl_vae_cfg *cfg, rl_weights *ws, const char *dir, rl_err *err)
+{
+    char path[PATH_CAP];
+    rl_status rc = config_path(path, dir, "vae", err);
+    if (!rc) rc = rl_vae_cfg_load(cfg, path, err);
+    if (!rc) rc = rl_diffusers_load_weights(ws, dir, "vae", "diffusion_pytorch_model", err);
+    return rc;
+}
+
 // ---- model_index.json ---------------------------------------------------------------
 
 /* The class of component key: ["library", "Class"]; *cls NULL when absent or [null, null]. */
@@ -245,19 +279,7 @@ rl_status rl_diffusers_open(rl_diffusers *m, const char *dir, rl_err *err)
     }
     if ((rc = rl_tokfiles_read(&m->tok, path, err))) goto fail;
 
-    // text encoder
-    if ((rc = join(path, dir, "text_encoder", "config.json", err))) goto fail;
-    if (!is_file(path)) { rc = rl_errf(err, RL_E_MISSING, "%s: missing", path); goto fail; }
-    if ((rc = rl_clip_cfg_load(&m->text_cfg, path, err))) goto fail;
-    if ((rc = rl_diffusers_load_weights(&m->text_w, dir, "text_encoder", "model", err)))
-        goto fail;
-    // transformers' position_ids buffer (saved by versions before 4.31) holds arange(L); reel
-    // computes the positions itself. I64 copies are skipped on load; a float copy (a converted
-    // checkpoint) is checked for shape and marked used, so binding leaves nothing over.
-    const float *pos_ids;
-    if ((rc = rl_weights_get_opt(&m->text_w, "text_model.embeddings.position_ids", 2,
-                                 (int64_t[]){ 1, m->text_cfg.max_position_embeddings }, &pos_ids,
-                                 err))) goto fail;
+    if ((rc = rl_diffusers_load_text(&m->text_cfg, &m->text_w, dir, err))) goto fail;
 
     // unet, and the motion adapter when the unet is a plain UNet2DConditionModel (a
     // UNetMotionModel already holds the motion modules; save_pretrained of an
@@ -276,12 +298,7 @@ rl_status rl_diffusers_open(rl_diffusers *m, const char *dir, rl_err *err)
             (rc = rl_diffusers_add_adapter(m, path, err))) goto fail;
     }
 
-    // vae
-    if ((rc = join(path, dir, "vae", "config.json", err))) goto fail;
-    if (!is_file(path)) { rc = rl_errf(err, RL_E_MISSING, "%s: missing", path); goto fail; }
-    if ((rc = rl_vae_cfg_load(&m->vae_cfg, path, err))) goto fail;
-    if ((rc = rl_diffusers_load_weights(&m->vae_w, dir, "vae", "diffusion_pytorch_model", err)))
-        goto fail;
+    if ((rc = rl_diffusers_load_vae(&m->vae_cfg, &m->vae_w, dir, err))) goto fail;
 
     // scheduler: parsed by the scheduler itself (rl_ctx_open)
     if ((rc = join(path, dir, "scheduler", "scheduler_config.json", err))) goto fail;

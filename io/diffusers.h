@@ -70,4 +70,11 @@ rl_status rl_diffusers_add_adapter(rl_diffusers *m, const char *adapter_dir, rl_
 rl_status rl_diffusers_load_weights(rl_weights *ws, const char *dir, const char *sub,
                                     const char *base, rl_err *err);
 
+/* One component of the folder at dir, config and weights (any variant above): text_encoder/
+ * (a float position_ids buffer is checked and marked used) and vae/. For tools that need one
+ * part of a model (the trainer's frozen parts, `reel eval --real --vae`). Errors as
+ * rl_diffusers_open's. ws must have been initialised (rl_weights_init); the caller frees it. */
+rl_status rl_diffusers_load_text(rl_clip_cfg *cfg, rl_weights *ws, const char *dir, rl_err *err);
+rl_status rl_diffusers_load_vae(rl_vae_cfg *cfg, rl_weights *ws, const char *dir, rl_err *err);
+
 #endif

@@ -16,6 +16,7 @@
 #include "tools/shapes/eval.h"
 #include "core/arena.h"
 #include "core/vae.h"
+#include "io/diffusers.h"
 #include "io/weights_io.h"
 #ifdef RL_HAVE_CMD_GENERATE
 #include "core/reel.h"
@@ -194,13 +195,9 @@ typedef struct {
 
 static rl_status vae_open(vae_src *v, const char *model_dir, rl_err *err)
 {
-    char path[4300];
     rl_weights_init(&v->ws, "vae");
     rl_arena_init(&v->arena, 0);
-    snprintf(path, sizeof path, "%s/vae/config.json", model_dir);
-    rl_status rc = rl_vae_cfg_load(&v->cfg, path, err);
-    snprintf(path, sizeof path, "%s/vae/diffusion_pytorch_model.safetensors", model_dir);
-    if (!rc) rc = rl_weights_load_st(&v->ws, path, NULL, err);
+    rl_status rc = rl_diffusers_load_vae(&v->cfg, &v->ws, model_dir, err);
     if (!rc) rc = rl_vae_bind(&v->vae, &v->ws, "", &v->cfg, err);
     if (!rc && (v->cfg.in_channels != 3 || v->cfg.out_channels != 3))
         rc = rl_errf(err, RL_E_SHAPE, "%s/vae: %d input and %d output channels; RGB frames need 3",

@@ -30,6 +30,7 @@
 #include "io/config_clip.h"
 #include "io/config_unet.h"
 #include "io/config_vae.h"
+#include "io/diffusers.h"
 #include "io/tokfiles.h"
 #include "io/weights_io.h"
 #include "tools/shapes/render.h"
@@ -454,14 +455,9 @@ static rl_status load_frozen(unet_run *r, rl_err *err)
     const char *out = r->o->out;
     char path[4200];
     rl_status rc = rl_tokfiles_open(&r->bpe, rl_train_join(path, sizeof path, out, "tokenizer"), err);
-    if (!rc) rc = rl_vae_cfg_load(&r->vcfg, rl_train_join(path, sizeof path, out, "vae/config.json"), err);
-    if (!rc) rc = rl_weights_load_st(&r->vws, rl_train_join(path, sizeof path, out,
-                                     "vae/diffusion_pytorch_model.safetensors"), NULL, err);
+    if (!rc) rc = rl_diffusers_load_vae(&r->vcfg, &r->vws, out, err);
     if (!rc) rc = rl_vae_bind(&r->vae, &r->vws, "", &r->vcfg, err);
-    if (!rc) rc = rl_clip_cfg_load(&r->tcfg, rl_train_join(path, sizeof path, out,
-                                   "text_encoder/config.json"), err);
-    if (!rc) rc = rl_weights_load_st(&r->tws, rl_train_join(path, sizeof path, out,
-                                     "text_encoder/model.safetensors"), NULL, err);
+    if (!rc) rc = rl_diffusers_load_text(&r->tcfg, &r->tws, out, err);
     if (!rc) rc = rl_clip_bind(&r->text, &r->tws, "text_model", &r->tcfg, err);
     if (rc)
         rl_err_prefix(err, "unet needs the tokenizer, vae and clip stages in %s first", out);

@@ -10,6 +10,7 @@
 #include "core/bpe.h"
 #include "core/ops.h"
 #include "io/config_clip.h"
+#include "io/diffusers.h"
 #include "io/json.h"
 #include "io/tokfiles.h"
 #include "io/weights_io.h"
@@ -183,10 +184,7 @@ rl_status rl_clipscore_open(rl_clipscore **cs, const char *model_dir, rl_err *er
     if ((rc = read_video_config(s, path, err))) goto fail;
     snprintf(path, sizeof path, "%s/tokenizer", model_dir);
     if ((rc = rl_tokfiles_open(&s->bpe, path, err))) goto fail;
-    snprintf(path, sizeof path, "%s/text_encoder/config.json", model_dir);
-    if ((rc = rl_clip_cfg_load(&s->cfg, path, err))) goto fail;
-    snprintf(path, sizeof path, "%s/text_encoder/model.safetensors", model_dir);
-    if ((rc = rl_weights_load_st(&s->ws, path, NULL, err))) goto fail;
+    if ((rc = rl_diffusers_load_text(&s->cfg, &s->ws, model_dir, err))) goto fail;
     snprintf(path, sizeof path, "%s/clip_video/model.safetensors", model_dir);
     if ((rc = rl_weights_load_st(&s->ws, path, NULL, err))) goto fail;
     if ((rc = rl_clippair_bind(&s->m, &s->ws, &s->cfg, s->P, err)) ||
