@@ -372,21 +372,6 @@ static void freeinit_reinit(sampler *s, rl_freeinit *fi, float *lat, const float
 
 // ---- decoding ---------------------------------------------------------------------------
 
-/* RGB8 of one decoded frame: img (3, H, W) in about [-1, 1] -> frame (H, W, 3) floats in [0, 1]
- * ((x / 2 + 0.5).clamp(0, 1), diffusers' postprocess) and bytes round(255 v) as
- * numpy_to_pil does. */
-static void to_rgb(float *frame, uint8_t *rgb, const float *img, int H, int W)
-{
-    const size_t S = (size_t)H * W;
-    for (size_t i = 0; i < S; i++)
-        for (int ch = 0; ch < 3; ch++) {
-            float v = img[(size_t)ch * S + i] / 2.0f + 0.5f;
-            v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-            frame[i * 3 + ch] = v;
-            rgb[i * 3 + ch] = (uint8_t)lrintf(v * 255.0f);   // round half to even, as numpy
-        }
-}
-
 /* latents (C, F, h, w) * (1 / scaling_factor) (torch multiplies by the reciprocal), the VAE
  * decoder one frame at a time, (x / 2 + 0.5).clamp(0, 1). */
 static rl_status decode(rl_ctx *c, const rl_gen_params *p, const float *lat, int F, int h, int w,
@@ -397,14 +382,13 @@ static rl_status decode(rl_ctx *c, const rl_gen_params *p, const float *lat, int
     const float inv = (float)(1.0 / (double)c->vae.cfg.scaling_factor);
     float *z = rl_arena_floats(&c->arena, (size_t)C * S);               // (C, h, w)
     float *img = rl_arena_floats(&c->arena, (size_t)3 * H * W);         // (3, H, W)
-    float *frame = rl_arena_floats(&c->arena, (size_t)H * W * 3);       // (H, W, 3)
     uint8_t *rgb = rl_arena_bytes(&c->arena, (size_t)H * W * 3);        // (H, W, 3)
     if ((rc = rl_arena_check(&c->arena, err))) return rc;
     for (int f = 0; f < F; f++) {
         for (int ch = 0; ch < C; ch++)      // (C, F, h, w)[:, f] -> (C, h, w)
             for (int i = 0; i < S; i++) z[(size_t)ch * S + i] = lat[((size_t)ch * F + f) * S + i] * inv;
         rl_vae_decode(&c->vae, &c->arena, img, z, 1, h, w);
-        to_rgb(p->frames_out ? p->frames_out + (size_t)f * H * W * 3 : frame, rgb, img, H, W);
+        rl_vae_to_rgb(rgb, p->frames_out ? p->frames_out + (size_t)f * H * W * 3 : NULL, img, H, W);
         if (p->on_frame && p->on_frame(p->frame_user, f, rgb, W, H)) return RL_E_INTERRUPTED;
         if (p->progress && p->progress(p->progress_user, RL_PHASE_DECODE, f + 1, F))
             return RL_E_INTERRUPTED;

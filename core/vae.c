@@ -5,6 +5,7 @@
  * error messages all walk one list. */
 #include "core/vae.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -427,4 +428,16 @@ void rl_vae_encode_bwd(const rl_vae *v, const rl_vae *g, const rl_vae_acts *a, r
     }
     path_bwd(&v->enc, &g->enc, a, arena, dx, dmom);
     rl_arena_reset(arena, m);
+}
+
+void rl_vae_to_rgb(uint8_t *rgb, float *frame, const float *img, int H, int W)
+{
+    const size_t S = (size_t)H * W;
+    for (size_t i = 0; i < S; i++)
+        for (int ch = 0; ch < 3; ch++) {
+            float v = img[(size_t)ch * S + i] / 2.0f + 0.5f;
+            v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+            if (frame) frame[i * 3 + ch] = v;
+            rgb[i * 3 + ch] = (uint8_t)lrintf(v * 255.0f);   // round half to even, as numpy
+        }
 }

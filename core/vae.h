@@ -86,6 +86,11 @@ void rl_vae_encode(const rl_vae *v, rl_arena *arena, float *mean, float *logvar,
 
 /* ---- training: the forward keeps acts (in arena), the backward accumulates ---- */
 
+/* A decoded image (3, H, W) in [-1, 1] to interleaved RGB: (x / 2 + 0.5).clamp(0, 1), as
+ * diffusers' postprocess, into frame (H, W, 3) floats when not NULL, and bytes round(255 v)
+ * (half to even, as numpy_to_pil) into rgb (H, W, 3). */
+void rl_vae_to_rgb(uint8_t *rgb, float *frame, const float *img, int H, int W);
+
 /* As rl_vae_decode, keeping what rl_vae_decode_bwd needs in *a (carved from arena; the
  * caller resets the arena after the backward). */
 void rl_vae_decode_train(const rl_vae *v, rl_vae_acts *a, rl_arena *arena, float *img,

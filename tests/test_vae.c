@@ -270,6 +270,27 @@ static void test_config_errors(rl_test *t, const char *arg)
 
 /* The decoder and encoder of a model folder (tools/fixtures/make_pipeline.py, the pyref's
  * reference of diffusers' AutoencoderKL on tiny_a / tiny_b, F16 weights for tiny_b). */
+// Planar [-1, 1] to interleaved bytes: clamped, channel order kept, round half to even
+// (x = 0 gives v = 0.5 and 127.5 -> 128; x = -1/255 gives 127.0 exactly).
+static void test_to_rgb(rl_test *t, const char *arg)
+{
+    (void)arg;
+    const float img[3 * 2] = { -3.0f, 0.0f,              // R: below the range, the middle
+                               1.0f, -1.0f / 255.0f,     // G: the top, one step below middle
+                               5.0f, -1.0f };            // B: above the range, the bottom
+    uint8_t rgb[6];
+    float frame[6];
+    rl_vae_to_rgb(rgb, frame, img, 1, 2);
+    const uint8_t want[6] = { 0, 255, 255, 128, 127, 0 };
+    rl_test_check(t, !memcmp(rgb, want, 6), "bytes %u %u %u | %u %u %u", rgb[0], rgb[1], rgb[2],
+                  rgb[3], rgb[4], rgb[5]);
+    RL_CHECK(t, frame[0] == 0.0f && frame[1] == 1.0f && frame[2] == 1.0f && frame[3] == 0.5f &&
+                frame[5] == 0.0f);
+    uint8_t again[6];
+    rl_vae_to_rgb(again, NULL, img, 1, 2);   // no float frame wanted
+    RL_CHECK(t, !memcmp(again, want, 6));
+}
+
 static void test_model(rl_test *t, const char *model)
 {
     char rel[256], dir[512], path[600];
@@ -332,6 +353,7 @@ int main(int argc, char **argv)
         { "tiny_b", test_model, "tiny_b" },
         { "bind_errors", test_bind_errors, "vae/vae_b2.safetensors" },
         { "config_errors", test_config_errors, NULL },
+        { "to_rgb", test_to_rgb, NULL },
         { 0 },
     });
 }

@@ -238,11 +238,7 @@ static rl_status vae_gen(void *user, const rl_eval_req *req, uint8_t *frames, rl
     rl_vae_decode(&v->vae, &v->arena, x, mean, F, H / s, W / s);
     rc = rl_arena_check(&v->arena, err);
     for (int f = 0; rc == RL_OK && f < F; f++)
-        for (size_t i = 0; i < px; i++)
-            for (int c = 0; c < 3; c++) {
-                const float u = (x[((size_t)f * 3 + c) * px + i] + 1.0f) * 127.5f + 0.5f;
-                frames[((size_t)f * px + i) * 3 + c] = (uint8_t)(u <= 0.0f ? 0 : u >= 255.0f ? 255 : (int)u);
-            }
+        rl_vae_to_rgb(frames + (size_t)f * px * 3, NULL, x + (size_t)f * 3 * px, H, W);
     rl_arena_reset(&v->arena, mk);
     return rc;
 }
