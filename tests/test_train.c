@@ -605,7 +605,7 @@ static void test_unet_learns(rl_test *t, const char *arg)
                 // a later run from this folder without --pe-scale trains on the same tables
                 rl_err e2 = { 0 };
                 float sc = 0.0f;
-                RL_CHECK(t, stored_pe_scale(p, &sc, &e2) == RL_OK);
+                RL_CHECK(t, stored_pe_scale(&ws, &sc, &e2) == RL_OK);
                 rl_test_check(t, fabsf(sc - 3.0f) < 1e-5f, "the stored scale reads back: %g", (double)sc);
             }
         }

@@ -89,6 +89,8 @@ rl_status rl_ptable_release_table(const rl_ptable *pt, rl_weights *ws, rl_err *e
  * started from an image-only one). RL_E_MISSING / RL_E_SHAPE name the tensor. */
 rl_status rl_ptable_load(rl_ptable *pt, const char *path, const char *prefix, int allow_missing,
                          rl_err *err);
+/* As rl_ptable_load, from weights already loaded (errors name file->label). */
+rl_status rl_ptable_copy(rl_ptable *pt, rl_weights *file, int allow_missing, rl_err *err);
 
 // ---- checkpoints ---------------------------------------------------------------------------
 

@@ -713,24 +713,30 @@ rl_status rl_ptable_release_table(const rl_ptable *pt, rl_weights *ws, rl_err *e
     return RL_OK;
 }
 
+rl_status rl_ptable_copy(rl_ptable *pt, rl_weights *file, int allow_missing, rl_err *err)
+{
+    rl_status rc = RL_OK;
+    for (int i = 0; i < pt->n && !rc; i++) {
+        rl_weight *p = &pt->p.w[i];
+        if (!rl_weights_find(file, p->name)) {
+            if (!allow_missing)
+                rc = rl_errf(err, RL_E_MISSING, "%s: missing tensor '%s'", file->label, p->name);
+            continue;
+        }
+        const float *src;
+        rc = rl_weights_get(file, p->name, p->ndim, p->shape, &src, err);
+        if (!rc) memcpy(p->data, src, rl_weight_numel(p) * sizeof(float));
+    }
+    return rc;
+}
+
 rl_status rl_ptable_load(rl_ptable *pt, const char *path, const char *prefix, int allow_missing,
                          rl_err *err)
 {
     rl_weights file;
     rl_weights_init(&file, path);
     rl_status rc = rl_weights_load_st(&file, path, prefix, err);
-    for (int i = 0; i < pt->n && !rc; i++) {
-        rl_weight *p = &pt->p.w[i];
-        const rl_weight *f = rl_weights_find(&file, p->name);
-        if (!f) {
-            if (!allow_missing)
-                rc = rl_errf(err, RL_E_MISSING, "%s: missing tensor '%s'", path, p->name);
-            continue;
-        }
-        const float *src;
-        rc = rl_weights_get(&file, p->name, p->ndim, p->shape, &src, err);
-        if (!rc) memcpy(p->data, src, rl_weight_numel(p) * sizeof(float));
-    }
+    if (!rc) rc = rl_ptable_copy(pt, &file, allow_missing, err);
     rl_weights_free(&file);
     return rc;
 }

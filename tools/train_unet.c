@@ -335,24 +335,18 @@ static rl_status add_pe_buffers(unet_run *r, const rl_ptable *pt, rl_weights *ws
     return RL_OK;
 }
 
-/* The scale of the positional tables a UNet file stores (least squares against the sinusoid);
- * 1 when it stores none. Reads only the first motion module's tensors (down_blocks.0 always has
- * one in a UNetMotionModel): every module's table is made the same way. */
-static rl_status stored_pe_scale(const char *path, float *scale, rl_err *err)
+/* The scale of the positional tables a UNet's weights store (least squares against the
+ * sinusoid); 1 when they store none. Reads the first table found: every module's is made the
+ * same way. */
+static rl_status stored_pe_scale(const rl_weights *ws, float *scale, rl_err *err)
 {
-    rl_weights ws;
-    rl_weights_init(&ws, "unet");
-    rl_status rc = rl_weights_load_st(&ws, path, "down_blocks.0.motion_modules.0.", err);
     *scale = 1.0f;
-    for (int i = 0; !rc && i < ws.n; i++) {
-        const rl_weight *w = &ws.w[i];
+    for (int i = 0; i < ws->n; i++) {
+        const rl_weight *w = &ws->w[i];
         if (!rl_train_ends_with(w->name, "pos_embed.pe") || w->ndim != 3) continue;
         const int T = (int)w->shape[1], C = (int)w->shape[2];
         float *ref = malloc((size_t)T * C * sizeof *ref);
-        if (!ref) {
-            rc = rl_errf(err, RL_E_NOMEM, "unet: out of memory");
-            break;
-        }
+        if (!ref) return rl_errf(err, RL_E_NOMEM, "unet: out of memory");
         rl_sinusoidal_pe_table(ref, T, C);
         double num = 0.0, den = 0.0;
         for (size_t k = 0; k < (size_t)T * C; k++) {
@@ -363,8 +357,7 @@ static rl_status stored_pe_scale(const char *path, float *scale, rl_err *err)
         if (den > 0.0 && num > 0.0) *scale = (float)(num / den);
         break;
     }
-    rl_weights_free(&ws);
-    return rc;
+    return RL_OK;
 }
 
 // Motion heads of the module a tensor name belongs to (down order per level; up reversed).
@@ -470,7 +463,7 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
     rl_ptable pt;
     rl_json j = { 0 };
     char *cfg_text = NULL;
-    char ckpt[4200], logp[4200], path[4200];
+    char ckpt[4200], logp[4200];
     rl_ptable_init(&pt, "unet");
     rl_weights_init(&r.vws, "vae");
     rl_weights_init(&r.img_p, "unet (image layers)");
@@ -520,21 +513,24 @@ rl_status rl_train_unet(const rl_train_opts *o, rl_err *err)
                                    sizeof(float));   // (C, inner) or (C)
     }
     if (o->resume_from) {
-        rc = rl_ptable_load(&pt, rl_train_join(path, sizeof path, o->resume_from,
-                            "unet/diffusion_pytorch_model.safetensors"), NULL, 1, err);
-        if (rc) goto done;
+        rl_weights from;
+        rl_weights_init(&from, "unet");
+        float stored;
+        rc = rl_diffusers_load_weights(&from, o->resume_from, "unet", "diffusion_pytorch_model",
+                                       err);
+        if (!rc) rc = rl_ptable_copy(&pt, &from, 1, err);
         // --pe-scale left out: train on the tables the model stores (a model made with
         // --pe-scale 4 goes on at 4); given: the run switches to it (a note says so)
-        float stored;
-        rc = stored_pe_scale(path, &stored, err);
+        if (!rc) rc = stored_pe_scale(&from, &stored, err);
+        rl_weights_free(&from);
         if (rc) goto done;
         if (o->pe_scale <= 0.0f) {
             r.cfg.pe_scale = stored;
         } else if (fabsf(stored - o->pe_scale) > 1e-3f * fmaxf(1.0f, o->pe_scale) && o->note) {
             char msg[4400];
-            snprintf(msg, sizeof msg, "unet: %s stores positional tables at %.3g x the sinusoid; "
-                     "this run trains and stores them at %.3g (--pe-scale)", path, (double)stored,
-                     (double)o->pe_scale);
+            snprintf(msg, sizeof msg, "unet: %s/unet stores positional tables at %.3g x the "
+                     "sinusoid; this run trains and stores them at %.3g (--pe-scale)",
+                     o->resume_from, (double)stored, (double)o->pe_scale);
             o->note(o->note_ctx, msg);
         }
     }
