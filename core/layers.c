@@ -366,15 +366,15 @@ void rl_ff_fwd(const rl_ff *l, rl_ff_acts *a, rl_arena *arena, float *out, const
 
 // ---- BasicTransformerBlock ----------------------------------------------------------------
 
-void rl_sinusoidal_pe_table(float *pe, int T, int C)
+void rl_sinusoidal_pe_table(float *pe, int T, int C, float scale)
 {
     // as torch builds it in float32: div_i = exp(2i * (-ln(10000) / C)), pe = sin/cos(t * div_i)
     const float k = (float)(-log(10000.0) / C);
     for (int t = 0; t < T; t++) {
         for (int i = 0; 2 * i < C; i++) {
             const float div = expf((float)(2 * i) * k), arg = (float)t * div;
-            pe[(size_t)t * C + 2 * i] = sinf(arg);
-            if (2 * i + 1 < C) pe[(size_t)t * C + 2 * i + 1] = cosf(arg);
+            pe[(size_t)t * C + 2 * i] = scale * sinf(arg);
+            if (2 * i + 1 < C) pe[(size_t)t * C + 2 * i + 1] = scale * cosf(arg);
         }
     }
 }
@@ -446,8 +446,7 @@ void rl_tblock_fwd(const rl_tblock *l, rl_tblock_acts *a, rl_arena *arena, float
             pe = l->pe;
         } else {
             float *t = rl_arena_take(arena, (size_t)T * C);
-            rl_sinusoidal_pe_table(t, T, C);
-            if (l->pe_scale != 1.0f) rl_scale_fwd(t, t, l->pe_scale, (size_t)T * C);
+            rl_sinusoidal_pe_table(t, T, C, l->pe_scale);
             pe = t;
         }
     }

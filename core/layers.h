@@ -250,9 +250,10 @@ const float *rl_tblock_stack_fwd(const rl_tblock *blocks, int n, float ***h,
 float *rl_tblock_stack_bwd(const rl_tblock *blocks, const rl_tblock *g, int n, float *const *h,
                            const rl_tblock_acts *acts, rl_arena *arena, float *dctx, float *dh,
                            const float *x, const float *ctx, int B, int T, int Tk, int ctx_rep);
-/* diffusers SinusoidalPositionalEmbedding table pe (T, C): pe[t, 2i] = sin(t w_i),
- * pe[t, 2i+1] = cos(t w_i), w_i = exp(2i * -ln(10000) / C), in float32 as torch builds it. */
-void rl_sinusoidal_pe_table(float *pe, int T, int C);
+/* diffusers SinusoidalPositionalEmbedding table pe (T, C) times scale: pe[t, 2i] =
+ * scale sin(t w_i), pe[t, 2i+1] = scale cos(t w_i), w_i = exp(2i * -ln(10000) / C), in float32
+ * as torch builds it (scale 1: diffusers' table; see rl_unet_cfg.pe_scale). */
+void rl_sinusoidal_pe_table(float *pe, int T, int C, float scale);
 
 // ---- Transformer2DModel ------------------------------------------------------------------
 

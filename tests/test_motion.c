@@ -52,7 +52,7 @@ static void test_module(rl_test *t, const char *file)
     // the stored table is the one diffusers builds; ours must agree (used when it is absent)
     RL_CHECK(t, m.blocks[0].pe != NULL);
     float *pe = rl_test_floats(t, (size_t)max_seq * C);
-    rl_sinusoidal_pe_table(pe, max_seq, C);
+    rl_sinusoidal_pe_table(pe, max_seq, C, 1.0f);
     rl_check_close(t, "pos_embed.pe vs computed", pe, m.blocks[0].pe, (size_t)max_seq * C, 1e-6, 0);
 
     float *out = rl_test_floats(t, n), *dx = rl_test_floats(t, n);

@@ -596,7 +596,7 @@ static void test_unet_learns(rl_test *t, const char *arg)
             if (RL_CHECK(t, pe != NULL && pe->ndim == 3 && pe->shape[0] == 1)) {
                 const int T = (int)pe->shape[1], C = (int)pe->shape[2];
                 float *ref = rl_test_floats(t, (size_t)T * C);
-                rl_sinusoidal_pe_table(ref, T, C);
+                rl_sinusoidal_pe_table(ref, T, C, 1.0f);
                 double worst = 0.0;
                 for (size_t i = 0; i < (size_t)T * C; i++)
                     worst = fmax(worst, fabs((double)pe->data[i] - 3.0 * ref[i]));
@@ -682,8 +682,7 @@ static void test_frame_heads(rl_test *t, const char *arg)
         seeded++;
         const int C = (int)w->shape[1], heads = motion_heads_of(&cfg, w->name), d = C / heads;
         float pe[T * 32], q[T * 32], k[T * 32];
-        rl_sinusoidal_pe_table(pe, T, C);
-        for (int n = 0; n < T * C; n++) pe[n] *= 4.0f;
+        rl_sinusoidal_pe_table(pe, T, C, 4.0f);
         for (int f = 0; f < T; f++)
             for (int o = 0; o < C; o++) {
                 double sq = 0.0, sk = 0.0;

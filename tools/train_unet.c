@@ -328,9 +328,7 @@ static rl_status add_pe_buffers(unet_run *r, const rl_ptable *pt, rl_weights *ws
         rl_status rc = rl_weights_add_new(ws, name, 3, (int64_t[]){ 1, r->cfg.motion_max_seq, C },
                                           &pe, err);
         if (rc) return rc;
-        rl_sinusoidal_pe_table(pe, r->cfg.motion_max_seq, C);
-        if (r->cfg.pe_scale != 1.0f)
-            rl_scale_fwd(pe, pe, r->cfg.pe_scale, (size_t)r->cfg.motion_max_seq * C);
+        rl_sinusoidal_pe_table(pe, r->cfg.motion_max_seq, C, r->cfg.pe_scale);
     }
     return RL_OK;
 }
@@ -347,7 +345,7 @@ static rl_status stored_pe_scale(const rl_weights *ws, float *scale, rl_err *err
         const int T = (int)w->shape[1], C = (int)w->shape[2];
         float *ref = malloc((size_t)T * C * sizeof *ref);
         if (!ref) return rl_errf(err, RL_E_NOMEM, "unet: out of memory");
-        rl_sinusoidal_pe_table(ref, T, C);
+        rl_sinusoidal_pe_table(ref, T, C, 1.0f);
         double num = 0.0, den = 0.0;
         for (size_t k = 0; k < (size_t)T * C; k++) {
             num += (double)w->data[k] * ref[k];
