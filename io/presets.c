@@ -20,7 +20,7 @@ rl_preset rl_preset_default(void)
 {
     // keep equal to presets/balanced.json (tests/test_presets.c checks it)
     return (rl_preset){
-        .steps = 25, .guidance = 7.5f, .guidance_rescale = 0.0f, .frames = 16, .fps = 8,
+        .steps = 25, .guidance = 3.0f, .guidance_rescale = 0.0f, .frames = 16, .fps = 8,
         .width = 64, .height = 64,
         .scheduler = "ddim", .freeinit = 0, .freeinit_filter = "butterworth",
         .freeinit_cutoff = 0.25f, .crf = 18, .scale = 8.0f, .context_frames = 0,

@@ -40,10 +40,10 @@ for row in "adherence" "background (when stated)" "colour" "shape" "motion" "all
            "negative-prompt effect" "prompt travel colour A -> B" "seconds per clip"; do
     check "row '$row'" has "$TMP/t.txt" "$row"
 done
-check "header: 4 clips, 8 frames of 32x32, guidance 7.5" \
-    has "$TMP/t.txt" "clips: 4 (2 in-distribution, 2 with a held-out pair), 8 frames of 32x32, guidance 7.5"
+check "header: 4 clips, 8 frames of 32x32, guidance 3 (the default preset's)" \
+    has "$TMP/t.txt" "clips: 4 (2 in-distribution, 2 with a held-out pair), 8 frames of 32x32, guidance 3"
 check "adherence cells are counts of 2" test "$(grep -c '(./2)' "$TMP/t.txt")" -ge 6
-check "guidance row compares 1 with 7.5" has "$TMP/t.txt" "at guidance 1 vs"
+check "guidance row compares 1 with 3" has "$TMP/t.txt" "at guidance 1 vs 3"
 check "travel row has 8 per-frame values" \
     test "$(grep 'prompt travel' "$TMP/t.txt" | sed 's/.*t per frame://' | wc -w)" -eq 8
 check "CLIP score n/a without clip_video/" has "$TMP/t.txt" "has no clip_video/"

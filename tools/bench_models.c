@@ -34,6 +34,7 @@
 #include "io/config_unet.h"
 #include "io/config_vae.h"
 #include "io/diffusers.h"
+#include "io/presets.h"
 #include "tools/bench.h"
 #include "tools/cli.h"
 
@@ -673,7 +674,7 @@ static const char clip_usage[] =
     "  --prompt TEXT   (default \"a red circle moving right\")\n"
     "  --frames N      (default 16)\n"
     "  --steps N       denoising steps (default 25)\n"
-    "  --guidance G    classifier-free guidance scale (default 7.5)\n"
+    "  --guidance G    classifier-free guidance scale (default: the default preset's, 3)\n"
     "  --size PIXELS   width and height (default: the model's native size)\n"
     "  --seed N        (default 0)\n"
     "  --fps N         frames per second of the MP4 (default 8)\n"
@@ -738,7 +739,7 @@ int rl_bench_clip(int argc, char **argv)
     const char *model_dir = DEFAULT_MODEL, *prompt = "a red circle moving right", *out = NULL;
     int frames = 16, steps = 25, size = 0, fps = 8, threads = 0;
     unsigned long long seed = 0;
-    double guidance = 7.5;
+    double guidance = rl_preset_default().guidance;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--model") && i + 1 < argc) {

@@ -17,6 +17,7 @@
 #include "core/arena.h"
 #include "core/vae.h"
 #include "io/diffusers.h"
+#include "io/presets.h"
 #include "io/weights_io.h"
 #ifdef RL_HAVE_CMD_GENERATE
 #include "core/reel.h"
@@ -69,8 +70,8 @@ static const char usage_text[] =
     "  --frames N      frames per clip (default 16)\n"
     "  --size N        frame side in pixels, a multiple of 8 (default 64)\n"
     "  --steps N       denoising steps (default 25)\n"
-    "  --guidance G    guidance scale for the adherence rows (default 7.5); the guidance row\n"
-    "                  compares it with 1\n"
+    "  --guidance G    guidance scale for the adherence rows (default: the default preset's, 3);\n"
+    "                  the guidance row compares it with 1\n"
     "  --guidance-rescale X   guidance rescale 0..1 of every guided clip (default 0: off;\n"
     "                  see reel generate --help)\n"
     "  --threads N     CPU threads for the model (default: all)\n"
@@ -408,7 +409,10 @@ int rl_cmd_eval(int argc, char **argv)
         src.user = &vs;
     }
 #ifdef RL_HAVE_CMD_GENERATE
-    model_src m = { .steps = steps, .guidance = (float)guidance,
+    // unset: the default preset's (presets/balanced.json), as `reel generate` without --preset
+    const rl_preset dp = rl_preset_default();
+    if (guidance <= 0) guidance = dp.guidance;
+    model_src m = { .steps = steps > 0 ? steps : dp.steps, .guidance = (float)guidance,
                     .guidance_rescale = (float)guidance_rescale };
     char name[4300];
     if (!real) {
@@ -419,8 +423,7 @@ int rl_cmd_eval(int argc, char **argv)
         }
         snprintf(name, sizeof name, "model %s", model_dir);
         src = (rl_eval_source){ .name = name, .gen = model_gen, .user = &m, .model = 1,
-                                .guidance = guidance > 0 ? (float)guidance
-                                                         : rl_gen_default_params().guidance };
+                                .guidance = (float)guidance };
     }
 #else
     if (!real) {

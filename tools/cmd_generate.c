@@ -68,7 +68,7 @@ static void usage(FILE *f, const char *cmd)
         "                         torch.randn(..., generator=torch.Generator().manual_seed(N))\n"
         "  --steps N              denoising steps (default: preset, 25)\n"
         "  -g, --guidance G       classifier-free guidance scale 0..100; 1 or less disables it\n"
-        "                         (default: preset, 7.5)\n"
+        "                         (default: preset, 3; SD-1.5 AnimateDiff checkpoints: 7.5)\n"
         "  --guidance-rescale X   0..1: pull the guided prediction back to the spread of the\n"
         "                         prompt's own (diffusers' guidance_rescale; against the\n"
         "                         over-saturation of strong guidance; default: preset, 0 = off)\n"
