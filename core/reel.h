@@ -93,9 +93,11 @@ typedef struct {
                                      // before quantisation, caller-owned
 } rl_gen_params;
 
-/* Defaults: 16 frames at the model's size, 25 steps, guidance 7.5, seed 0, the model's
- * scheduler, windows of the model's max_frames overlapping by 4, FreeInit off (Butterworth,
- * cut-off 0.25 when turned on), no callbacks, no outputs. */
+/* Defaults: 16 frames at the model's size, 25 steps, guidance 7.5 (diffusers' default, what
+ * SD-1.5 AnimateDiff checkpoints are tuned for; the shipped shapes model does best near 3, the
+ * value of reel's presets), seed 0, the model's scheduler, windows of the model's max_frames
+ * overlapping by 4, FreeInit off (Butterworth, cut-off 0.25 when turned on), no callbacks, no
+ * outputs. */
 rl_gen_params rl_gen_default_params(void);
 
 /* Opens a model folder (io/diffusers.h layout): reads every config, maps the weights and binds
