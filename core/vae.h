@@ -84,12 +84,12 @@ void rl_vae_decode(const rl_vae *v, rl_arena *arena, float *img, const float *z,
 void rl_vae_encode(const rl_vae *v, rl_arena *arena, float *mean, float *logvar, const float *x,
                    int B, int H, int W);
 
-/* ---- training: the forward keeps acts (in arena), the backward accumulates ---- */
-
 /* A decoded image (3, H, W) in [-1, 1] to interleaved RGB: (x / 2 + 0.5).clamp(0, 1), as
  * diffusers' postprocess, into frame (H, W, 3) floats when not NULL, and bytes round(255 v)
  * (half to even, as numpy_to_pil) into rgb (H, W, 3). */
 void rl_vae_to_rgb(uint8_t *rgb, float *frame, const float *img, int H, int W);
+
+/* ---- training: the forward keeps acts (in arena), the backward accumulates ---- */
 
 /* As rl_vae_decode, keeping what rl_vae_decode_bwd needs in *a (carved from arena; the
  * caller resets the arena after the backward). */

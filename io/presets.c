@@ -11,8 +11,8 @@
 
 static const char *const KEYS[] = {
     "steps", "guidance", "guidance_rescale", "frames", "fps", "width", "height", "scheduler",
-    "freeinit", "freeinit_filter", "freeinit_cutoff", "crf", "scale", "context_frames", "context_overlap",
-    "loop", "negative_prompt", "description",
+    "freeinit", "freeinit_filter", "freeinit_cutoff", "crf", "scale", "context_frames",
+    "context_overlap", "loop", "negative_prompt", "description",
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
@@ -95,11 +95,14 @@ static rl_status apply(rl_preset *p, const rl_json *j, rl_err *err)
     for (const cJSON *c = j->root->child; c; c = c->next) {
         int known = 0;
         for (int i = 0; i < N_KEYS && !known; i++) known = strcmp(c->string, KEYS[i]) == 0;
-        if (!known)
-            return rl_errf(err, RL_E_FORMAT, "%s: unknown key '%s' (known: steps, guidance, "
-                           "guidance_rescale, frames, fps, width, height, scheduler, freeinit, "
-                           "freeinit_filter, freeinit_cutoff, crf, scale, context_frames, context_overlap, loop, "
-                           "negative_prompt, description)", label, c->string);
+        if (!known) {
+            char list[400];   // KEYS, comma-separated
+            size_t n = 0;
+            for (int i = 0; i < N_KEYS && n < sizeof list; i++)
+                n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", KEYS[i]);
+            return rl_errf(err, RL_E_FORMAT, "%s: unknown key '%s' (known: %s)", label, c->string,
+                           list);
+        }
     }
     rl_status rc;
     double g, gr, cut, scale;

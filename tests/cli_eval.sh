@@ -41,7 +41,8 @@ for row in "adherence" "background (when stated)" "colour" "shape" "motion" "all
     check "row '$row'" has "$TMP/t.txt" "$row"
 done
 check "header: 4 clips, 8 frames of 32x32, guidance 3 (the default preset's)" \
-    has "$TMP/t.txt" "clips: 4 (2 in-distribution, 2 with a held-out pair), 8 frames of 32x32, guidance 3"
+    has "$TMP/t.txt" \
+    "clips: 4 (2 in-distribution, 2 with a held-out pair), 8 frames of 32x32, guidance 3"
 check "adherence cells are counts of 2" test "$(grep -c '(./2)' "$TMP/t.txt")" -ge 6
 check "guidance row compares 1 with 3" has "$TMP/t.txt" "at guidance 1 vs 3"
 check "travel row has 8 per-frame values" \

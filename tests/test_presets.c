@@ -65,6 +65,9 @@ static void test_bad(rl_test *t, const char *arg)
 {
     struct { const char *text; rl_status want; const char *key; } cases[] = {
         { "{\"stepz\": 10}", RL_E_FORMAT, "stepz" },
+        // the message lists every key, the last one too
+        { "{\"stepz\": 10}", RL_E_FORMAT, "(known: steps, guidance, " },
+        { "{\"stepz\": 10}", RL_E_FORMAT, "negative_prompt, description)" },
         { "{\"steps\": \"25\"}", RL_E_FORMAT, "steps" },
         { "{\"steps\": 2.5}", RL_E_FORMAT, "steps" },
         { "{\"loop\": 1}", RL_E_FORMAT, "loop" },

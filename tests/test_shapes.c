@@ -560,13 +560,14 @@ static void test_eval_model_rows(rl_test *t, const char *arg)
                        e.code ? e.msg : "ok"))
         return;
     // colour (stated in every in-distribution prompt) is lost at guidance 1, the rest is kept
-    rl_test_check(t, res.guid_scored[RL_EVAL_COLOR] == 8 && res.guid_scored[RL_EVAL_SHAPE] == 8,
-                  "guidance row scores 8 clips (colour %d, shape %d)",
-                  res.guid_scored[RL_EVAL_COLOR], res.guid_scored[RL_EVAL_SHAPE]);
-    RL_CHECK(t, res.guid_right_one[RL_EVAL_COLOR] == 0 && res.guid_right_default[RL_EVAL_COLOR] == 8);
-    RL_CHECK(t, res.guid_right_one[RL_EVAL_SHAPE] == 8 && res.guid_right_default[RL_EVAL_SHAPE] == 8);
-    RL_CHECK(t, res.guid_right_one[RL_EVAL_MOTION] == 8 && res.guid_right_default[RL_EVAL_MOTION] == 8);
-    RL_CHECK(t, res.guid_right_one[RL_EVAL_ALL] == 0 && res.guid_right_default[RL_EVAL_ALL] == 8);
+    const int right_at_1[RL_EVAL_N_ATTR] = { [RL_EVAL_COLOR] = 0, [RL_EVAL_SHAPE] = 8,
+                                             [RL_EVAL_MOTION] = 8, [RL_EVAL_ALL] = 0 };
+    for (int k = RL_EVAL_COLOR; k < RL_EVAL_N_ATTR; k++)
+        rl_test_check(t, res.guid_scored[k] == 8 && res.guid_right_one[k] == right_at_1[k] &&
+                             res.guid_right_default[k] == 8,
+                      "guidance row, attribute %d: %d scored, %d right at 1 (want %d), %d at the "
+                      "default (want 8)", k, res.guid_scored[k], res.guid_right_one[k],
+                      right_at_1[k], res.guid_right_default[k]);
     rl_test_check(t, res.neg_x_with == res.neg_x_without, "negative ignored: X %d with, %d without",
                   res.neg_x_with, res.neg_x_without);
     RL_CHECK(t, res.travel_start_a == 8 && res.travel_end_b == 8);

@@ -268,8 +268,6 @@ static void test_config_errors(rl_test *t, const char *arg)
     rl_json_free(&j);
 }
 
-/* The decoder and encoder of a model folder (tools/fixtures/make_pipeline.py, the pyref's
- * reference of diffusers' AutoencoderKL on tiny_a / tiny_b, F16 weights for tiny_b). */
 // Planar [-1, 1] to interleaved bytes: clamped, channel order kept, round half to even
 // (x = 0 gives v = 0.5 and 127.5 -> 128; x = -1/255 gives 127.0 exactly).
 static void test_to_rgb(rl_test *t, const char *arg)
@@ -291,6 +289,8 @@ static void test_to_rgb(rl_test *t, const char *arg)
     RL_CHECK(t, !memcmp(again, want, 6));
 }
 
+/* The decoder and encoder of a model folder (tools/fixtures/make_pipeline.py, the pyref's
+ * reference of diffusers' AutoencoderKL on tiny_a / tiny_b, F16 weights for tiny_b). */
 static void test_model(rl_test *t, const char *model)
 {
     char rel[256], dir[512], path[600];

@@ -225,9 +225,9 @@ typedef struct {
 } rl_train_loop_cfg;
 
 /* Runs steps (resumed step + 1) .. steps (none with export_only): zero grads, stage step,
- * schedule, optimizer step, log; a checkpoint every ckpt_every seconds, at the end and when stopped. Errors: the
- * stage's, checkpoint I/O, RL_E_PARAM (resume with other settings), RL_E_INTERNAL (a
- * non-finite loss), RL_E_INTERRUPTED (a signal; a checkpoint was written). */
+ * schedule, optimizer step, log; a checkpoint every ckpt_every seconds, at the end and when
+ * stopped. Errors: the stage's, checkpoint I/O, RL_E_PARAM (resume with other settings),
+ * RL_E_INTERNAL (a non-finite loss), RL_E_INTERRUPTED (a signal; a checkpoint was written). */
 rl_status rl_train_loop(const rl_train_loop_cfg *c, rl_ptable *pt, rl_err *err);
 /* Asks the running loop to stop after the current step (as SIGINT does). */
 void rl_train_request_stop(void);
